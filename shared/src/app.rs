@@ -1,0 +1,80 @@
+//! The application: configuration, adapters and HTTP clients, built once per cold start and lent
+//! to every request. Nothing in here is mutable except the adapters' own caches.
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use anyhow::Context;
+
+use crate::ashby::AshbyClient;
+use crate::config::Config;
+use crate::secrets::{CachedSecrets, SecretNames, SecretSource, SecretsManagerSource};
+use crate::store::{DynamoDbStore, Store};
+use crate::vendor::VendorClient;
+
+/// Sent on every outbound call; Ashby's edge is reported to refuse requests without one.
+pub const USER_AGENT: &str = concat!(
+    "ashby-assessment-hub/",
+    env!("CARGO_PKG_VERSION"),
+    " (+https://github.com/ashby-assessment-hub)"
+);
+
+pub struct App {
+    pub config: Config,
+    pub store: Arc<dyn Store>,
+    pub secrets: Arc<dyn SecretSource>,
+    pub names: SecretNames,
+    pub ashby: AshbyClient,
+    pub vendors: VendorClient,
+}
+
+impl App {
+    /// Wires an app over the given adapters.
+    pub fn new(
+        config: Config,
+        store: Arc<dyn Store>,
+        secrets: Arc<dyn SecretSource>,
+    ) -> anyhow::Result<Self> {
+        let http = reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(3))
+            .timeout(config.ashby_timeout.max(config.vendor_timeout))
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .context("building the HTTP client")?;
+        Ok(Self {
+            names: SecretNames::new(config.secret_prefix.clone()),
+            ashby: AshbyClient::new(http.clone(), USER_AGENT),
+            vendors: VendorClient::new(
+                http,
+                USER_AGENT,
+                config.vendor_timeout,
+                config.vendor_attempts,
+                config.vendor_backoff,
+            ),
+            config,
+            store,
+            secrets,
+        })
+    }
+
+    /// The production wiring: DynamoDB and a cached Secrets Manager, from the usual AWS
+    /// environment (`AWS_ENDPOINT_URL` included, which is how tests point it at an emulator).
+    pub async fn from_env() -> anyhow::Result<Self> {
+        let config = Config::from_env()?;
+        let table = config.require_table()?.to_owned();
+        let aws = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+        let store = DynamoDbStore::new(aws_sdk_dynamodb::Client::new(&aws), table);
+        let secrets = CachedSecrets::new(
+            SecretsManagerSource::new(aws_sdk_secretsmanager::Client::new(&aws)),
+            config.secret_cache_ttl,
+        );
+        Self::new(config, Arc::new(store), Arc::new(secrets))
+    }
+}
+
+pub fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or_default()
+}

@@ -1,0 +1,270 @@
+//! Typed bodies of Ashby's assessment endpoints, per `assessments-openapi.json`. Requests are
+//! parsed into these types at the edge; responses are only ever built from them.
+
+use serde::{Deserialize, Serialize};
+
+use crate::domain::{AssessmentId, AssessmentTypeId};
+
+/// `POST /assessment.start`, as Ashby sends it. Unknown fields are ignored (Ashby may add some).
+#[derive(Debug, Deserialize)]
+pub struct StartRequest {
+    pub assessment_type_id: AssessmentTypeId,
+    pub candidate: StartCandidate,
+    pub application: StartApplication,
+    pub job: StartJob,
+}
+
+#[derive(Deserialize)]
+pub struct StartCandidate {
+    pub ashby_id: String,
+    pub first_name: String,
+    pub last_name: String,
+    pub email: String,
+    pub ashby_profile_url: String,
+}
+
+impl std::fmt::Debug for StartCandidate {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("StartCandidate([redacted])")
+    }
+}
+
+#[derive(Debug, Deserialize)]
+pub struct StartApplication {
+    pub ashby_id: String,
+    pub status: ApplicationStatus,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+pub enum ApplicationStatus {
+    Hired,
+    Archived,
+    Active,
+    Lead,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct StartJob {
+    pub ashby_id: String,
+    pub name: String,
+    #[serde(default)]
+    pub req_id: Option<String>,
+    pub ashby_job_url: String,
+    #[serde(default, rename = "hiringTeam")]
+    pub hiring_team: Option<Vec<HiringTeamMember>>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct HiringTeamMember {
+    pub user_id: uuid::Uuid,
+    pub first_name: String,
+    pub last_name: String,
+    pub email: String,
+    pub role: String,
+}
+
+impl std::fmt::Debug for HiringTeamMember {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("HiringTeamMember([redacted])")
+    }
+}
+
+/// `POST /assessment.cancel`.
+#[derive(Debug, Deserialize)]
+pub struct CancelRequest {
+    pub assessment_id: String,
+}
+
+/// One entry of `assessment.list`.
+#[derive(Debug, Serialize)]
+pub struct AssessmentType {
+    pub assessment_type_id: AssessmentTypeId,
+    pub name: String,
+    pub description: String,
+}
+
+#[derive(Debug, Serialize)]
+pub struct ListResponse {
+    pub success: bool,
+    pub results: Vec<AssessmentType>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct StartResults {
+    pub assessment_id: AssessmentId,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub update_request: Option<UpdateRequest>,
+}
+
+/// The 200 body of both `assessment.start` and `assessment.cancel`.
+#[derive(Debug, Serialize)]
+pub struct StartResponse {
+    pub success: bool,
+    pub results: StartResults,
+}
+
+/// Ashby's data-field types.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DataType {
+    NumericScore,
+    NumericDurationMinutes,
+    Url,
+    String,
+    BooleanSuccess,
+}
+
+/// A data field's raw value: string, number or boolean.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum DataValue {
+    Bool(bool),
+    Number(serde_json::Number),
+    Text(String),
+}
+
+/// Ashby's `AssessmentDataField`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DataField {
+    pub identifier: String,
+    pub label: String,
+    #[serde(rename = "type")]
+    pub kind: DataType,
+    pub value: DataValue,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+}
+
+impl DataField {
+    pub fn text(identifier: &str, label: &str, value: impl Into<String>) -> Self {
+        Self {
+            identifier: identifier.into(),
+            label: label.into(),
+            kind: DataType::String,
+            value: DataValue::Text(value.into()),
+            description: None,
+        }
+    }
+    pub fn url(identifier: &str, label: &str, value: impl Into<String>) -> Self {
+        Self {
+            kind: DataType::Url,
+            ..Self::text(identifier, label, value)
+        }
+    }
+}
+
+/// Identifiers the hub itself uses in `assessment.update`; vendor metadata may not reuse them.
+pub const STATUS_ID: &str = "status";
+pub const RESULT_ID: &str = "result";
+pub const REPORT_URL_ID: &str = "report_url";
+pub const CANCELLED_REASON_ID: &str = "cancelled_reason";
+pub const RESERVED_IDS: [&str; 4] = [STATUS_ID, RESULT_ID, REPORT_URL_ID, CANCELLED_REASON_ID];
+
+/// `POST /assessment.update` (Ashby implements it; we call it).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct UpdateRequest {
+    pub assessment_id: AssessmentId,
+    /// Milliseconds since the Unix epoch.
+    pub timestamp: i64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub assessment_status: Option<DataField>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub assessment_result: Option<DataField>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub assessment_profile_url: Option<DataField>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cancelled_reason: Option<DataField>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub metadata: Vec<DataField>,
+}
+
+impl UpdateRequest {
+    fn empty(assessment_id: AssessmentId, timestamp: i64) -> Self {
+        Self {
+            assessment_id,
+            timestamp,
+            assessment_status: None,
+            assessment_result: None,
+            assessment_profile_url: None,
+            cancelled_reason: None,
+            metadata: Vec::new(),
+        }
+    }
+
+    /// A status-only update (`Started`, or the vendor's in-progress wording).
+    pub fn status(assessment_id: AssessmentId, timestamp: i64, label: &str) -> Self {
+        Self {
+            assessment_status: Some(DataField::text(STATUS_ID, "Status", label)),
+            ..Self::empty(assessment_id, timestamp)
+        }
+    }
+
+    /// The update that marks an assessment complete in Ashby.
+    pub fn completed(
+        assessment_id: AssessmentId,
+        timestamp: i64,
+        status_label: &str,
+        result: DataField,
+        report_url: &str,
+        metadata: Vec<DataField>,
+    ) -> Self {
+        Self {
+            assessment_status: Some(DataField::text(STATUS_ID, "Status", status_label)),
+            assessment_result: Some(result),
+            assessment_profile_url: Some(DataField::url(REPORT_URL_ID, "Full report", report_url)),
+            metadata,
+            ..Self::empty(assessment_id, timestamp)
+        }
+    }
+
+    /// The update that marks an assessment cancelled in Ashby (by the vendor, or it failed/expired).
+    pub fn cancelled(
+        assessment_id: AssessmentId,
+        timestamp: i64,
+        label: &str,
+        reason: &str,
+        metadata: Vec<DataField>,
+    ) -> Self {
+        Self {
+            cancelled_reason: Some(DataField::text(CANCELLED_REASON_ID, label, reason)),
+            metadata,
+            ..Self::empty(assessment_id, timestamp)
+        }
+    }
+}
+
+/// Ashby's `ErrorResponse` envelope, with a top-level `message` as well, so that one error body
+/// satisfies both the envelope (list, cancel) and start's `{ "message" }` custom-error schema.
+#[derive(Debug, Serialize)]
+pub struct ErrorBody {
+    pub success: bool,
+    pub message: String,
+    pub errors: Vec<String>,
+    #[serde(rename = "errorInfo")]
+    pub error_info: ErrorInfo,
+}
+
+#[derive(Debug, Serialize)]
+pub struct ErrorInfo {
+    pub code: String,
+    pub message: String,
+    #[serde(rename = "requestId", skip_serializing_if = "Option::is_none")]
+    pub request_id: Option<String>,
+}
+
+impl ErrorBody {
+    pub fn new(code: &str, message: impl Into<String>, request_id: Option<String>) -> Self {
+        let message = message.into();
+        Self {
+            success: false,
+            errors: vec![code.to_owned()],
+            error_info: ErrorInfo {
+                code: code.to_owned(),
+                message: message.clone(),
+                request_id,
+            },
+            message,
+        }
+    }
+}

@@ -1,0 +1,169 @@
+//! Typed configuration read once per cold start. A missing or malformed variable fails fast with
+//! its name, so a misconfigured deployment is obvious in the first log line.
+
+use std::time::Duration;
+
+use url::Url;
+
+#[derive(Debug, thiserror::Error, PartialEq)]
+#[error("configuration: {var} {problem}")]
+pub struct ConfigError {
+    pub var: &'static str,
+    pub problem: String,
+}
+
+/// Environment variable names, shared with `template.yaml` and the local hub.
+pub mod vars {
+    pub const TABLE: &str = "HUB_TABLE";
+    pub const SECRET_PREFIX: &str = "HUB_SECRET_PREFIX";
+    pub const PUBLIC_URL: &str = "HUB_PUBLIC_URL";
+    pub const PII_RETENTION_DAYS: &str = "HUB_PII_RETENTION_DAYS";
+    pub const SECRET_CACHE_SECONDS: &str = "HUB_SECRET_CACHE_SECONDS";
+    pub const VENDOR_TIMEOUT_MS: &str = "HUB_VENDOR_TIMEOUT_MS";
+    pub const VENDOR_ATTEMPTS: &str = "HUB_VENDOR_ATTEMPTS";
+    pub const VENDOR_BACKOFF_MS: &str = "HUB_VENDOR_BACKOFF_MS";
+    pub const ASHBY_TIMEOUT_MS: &str = "HUB_ASHBY_TIMEOUT_MS";
+}
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// DynamoDB table; `None` only for the in-memory local hub.
+    pub table: Option<String>,
+    pub secret_prefix: String,
+    /// Base URL vendors call back to; derived from the request's host when unset.
+    pub public_url: Option<Url>,
+    pub pii_retention: Duration,
+    pub secret_cache_ttl: Duration,
+    pub vendor_timeout: Duration,
+    pub vendor_attempts: u32,
+    pub vendor_backoff: Duration,
+    pub ashby_timeout: Duration,
+    /// How long a processed `webhook-id` is remembered.
+    pub webhook_retention: Duration,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            table: None,
+            secret_prefix: "ashby-hub/".into(),
+            public_url: None,
+            pii_retention: Duration::from_secs(30 * 86_400),
+            secret_cache_ttl: Duration::from_secs(300),
+            vendor_timeout: Duration::from_millis(4_000),
+            vendor_attempts: 3,
+            vendor_backoff: Duration::from_millis(200),
+            ashby_timeout: Duration::from_millis(5_000),
+            webhook_retention: Duration::from_secs(30 * 86_400),
+        }
+    }
+}
+
+fn number(
+    get: &impl Fn(&str) -> Option<String>,
+    var: &'static str,
+    min: u64,
+    max: u64,
+) -> Result<Option<u64>, ConfigError> {
+    let Some(raw) = get(var) else { return Ok(None) };
+    match raw.trim().parse::<u64>() {
+        Ok(n) if (min..=max).contains(&n) => Ok(Some(n)),
+        _ => Err(ConfigError {
+            var,
+            problem: format!("must be a whole number from {min} to {max}"),
+        }),
+    }
+}
+
+impl Config {
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(|k| std::env::var(k).ok().filter(|v| !v.is_empty()))
+    }
+
+    /// `from_env` over any lookup, for tests.
+    pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let d = Self::default();
+        let public_url = match get(vars::PUBLIC_URL) {
+            None => None,
+            Some(u) => Some(
+                Url::parse(&u)
+                    .ok()
+                    .filter(|u| matches!(u.scheme(), "http" | "https"))
+                    .ok_or(ConfigError {
+                        var: vars::PUBLIC_URL,
+                        problem: "must be an absolute http(s) URL".into(),
+                    })?,
+            ),
+        };
+        let ms = Duration::from_millis;
+        Ok(Self {
+            table: get(vars::TABLE),
+            secret_prefix: get(vars::SECRET_PREFIX).unwrap_or(d.secret_prefix),
+            public_url,
+            pii_retention: number(&get, vars::PII_RETENTION_DAYS, 1, 3650)?
+                .map(|n| Duration::from_secs(n * 86_400))
+                .unwrap_or(d.pii_retention),
+            secret_cache_ttl: number(&get, vars::SECRET_CACHE_SECONDS, 0, 86_400)?
+                .map(Duration::from_secs)
+                .unwrap_or(d.secret_cache_ttl),
+            vendor_timeout: number(&get, vars::VENDOR_TIMEOUT_MS, 100, 60_000)?
+                .map(ms)
+                .unwrap_or(d.vendor_timeout),
+            vendor_attempts: number(&get, vars::VENDOR_ATTEMPTS, 1, 10)?
+                .map(|n| n as u32)
+                .unwrap_or(d.vendor_attempts),
+            vendor_backoff: number(&get, vars::VENDOR_BACKOFF_MS, 0, 10_000)?
+                .map(ms)
+                .unwrap_or(d.vendor_backoff),
+            ashby_timeout: number(&get, vars::ASHBY_TIMEOUT_MS, 100, 60_000)?
+                .map(ms)
+                .unwrap_or(d.ashby_timeout),
+            webhook_retention: d.webhook_retention,
+        })
+    }
+
+    /// The table name, or an error naming the variable (the Lambda functions need one).
+    pub fn require_table(&self) -> Result<&str, ConfigError> {
+        self.table.as_deref().ok_or(ConfigError {
+            var: vars::TABLE,
+            problem: "is not set".into(),
+        })
+    }
+
+    /// Worst-case time one vendor call can take, retries included; order leases outlast it.
+    pub fn vendor_call_budget(&self) -> Duration {
+        let backoffs: Duration = (0..self.vendor_attempts.saturating_sub(1))
+            .map(|i| self.vendor_backoff * 2u32.saturating_pow(i))
+            .sum();
+        self.vendor_timeout * self.vendor_attempts + backoffs
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn from(pairs: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        let m: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Config::from_lookup(|k| m.get(k).cloned())
+    }
+
+    #[test]
+    fn defaults_apply_and_a_bad_value_names_its_variable() {
+        let c = from(&[("HUB_TABLE", "t")]).expect("valid");
+        assert_eq!(c.require_table(), Ok("t"));
+        assert_eq!(c.vendor_attempts, 3);
+        let e = from(&[("HUB_VENDOR_ATTEMPTS", "lots")]).expect_err("invalid");
+        assert_eq!(e.var, "HUB_VENDOR_ATTEMPTS");
+        let e = from(&[])
+            .expect("valid")
+            .require_table()
+            .expect_err("missing");
+        assert_eq!(e.var, "HUB_TABLE");
+        assert!(from(&[("HUB_PUBLIC_URL", "ftp://x")]).is_err());
+    }
+}

@@ -1,0 +1,11 @@
+//! Pure domain: identifiers, records and the assessment lifecycle. No I/O here.
+
+pub mod ids;
+pub mod lifecycle;
+pub mod records;
+pub mod token;
+
+pub use ids::*;
+pub use lifecycle::*;
+pub use records::*;
+pub use token::*;

@@ -1,0 +1,235 @@
+//! One error type for every entry point and one mapping to HTTP. 4xx bodies name the problem;
+//! 5xx bodies are opaque and the detail goes to the log (which never carries PII or secrets).
+//! Every error body is Ashby's `ErrorResponse` envelope plus a top-level `message`.
+
+use http::StatusCode;
+use lambda_http::{Body, Response};
+use serde::Serialize;
+
+use crate::ashby::ErrorBody;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("missing or invalid credentials")]
+    Unauthorized,
+    #[error("{0}")]
+    BadRequest(String),
+    #[error("request body is larger than {0} bytes")]
+    PayloadTooLarge(usize),
+    #[error("{message}")]
+    NotFound { code: &'static str, message: String },
+    #[error("method not allowed")]
+    MethodNotAllowed,
+    /// 422: a message Ashby shows to the recruiter as it is.
+    #[error("{message}")]
+    Unprocessable { code: &'static str, message: String },
+    /// A dependency (vendor, Ashby, the table) is down or throttling: worth retrying later.
+    #[error("{message}")]
+    Unavailable {
+        status: StatusCode,
+        code: &'static str,
+        message: String,
+        /// Logged, never answered.
+        detail: String,
+    },
+    #[error("internal error")]
+    Internal(#[from] anyhow::Error),
+}
+
+impl ApiError {
+    pub fn bad_request(msg: impl Into<String>) -> Self {
+        Self::BadRequest(msg.into())
+    }
+
+    pub fn status(&self) -> StatusCode {
+        match self {
+            Self::Unauthorized => StatusCode::UNAUTHORIZED,
+            Self::BadRequest(_) => StatusCode::BAD_REQUEST,
+            Self::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::NotFound { .. } => StatusCode::NOT_FOUND,
+            Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            Self::Unprocessable { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+            Self::Unavailable { status, .. } => *status,
+            Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    fn code(&self) -> &'static str {
+        match self {
+            Self::Unauthorized => "unauthorized",
+            Self::BadRequest(_) => "invalid_input",
+            Self::PayloadTooLarge(_) => "payload_too_large",
+            Self::NotFound { code, .. }
+            | Self::Unprocessable { code, .. }
+            | Self::Unavailable { code, .. } => code,
+            Self::MethodNotAllowed => "method_not_allowed",
+            Self::Internal(_) => "internal_error",
+        }
+    }
+
+    /// The HTTP response; logs what the caller is not told.
+    pub fn into_response(self, request_id: Option<&str>) -> Response<Body> {
+        let status = self.status();
+        match &self {
+            Self::Internal(e) => tracing::error!(error = format!("{e:#}"), "request failed"),
+            Self::Unavailable { detail, code, .. } => {
+                tracing::warn!(code, detail = detail.as_str(), "dependency unavailable")
+            }
+            other => tracing::info!(
+                code = other.code(),
+                status = status.as_u16(),
+                "request refused"
+            ),
+        }
+        let message = match &self {
+            Self::Internal(_) => "The hub hit an internal error; please try again.".to_owned(),
+            other => other.to_string(),
+        };
+        json_response(
+            status,
+            &ErrorBody::new(self.code(), message, request_id.map(str::to_owned)),
+        )
+    }
+}
+
+impl From<crate::store::StoreError> for ApiError {
+    fn from(e: crate::store::StoreError) -> Self {
+        match e {
+            crate::store::StoreError::Unavailable(detail) => Self::Unavailable {
+                status: StatusCode::SERVICE_UNAVAILABLE,
+                code: "storage_unavailable",
+                message: "The hub's storage is temporarily unavailable; please try again.".into(),
+                detail,
+            },
+            crate::store::StoreError::Corrupt(detail) => {
+                Self::Internal(anyhow::anyhow!("corrupt record: {detail}"))
+            }
+        }
+    }
+}
+
+impl From<crate::secrets::SecretError> for ApiError {
+    fn from(e: crate::secrets::SecretError) -> Self {
+        Self::Unavailable {
+            status: StatusCode::SERVICE_UNAVAILABLE,
+            code: "secrets_unavailable",
+            message: "The hub could not read its credentials; please try again.".into(),
+            detail: e.to_string(),
+        }
+    }
+}
+
+/// A JSON response with the right content type. Serialising our own types cannot fail; if it
+/// somehow did, the caller still gets a JSON 500 rather than a panic.
+pub fn json_response(status: StatusCode, body: &impl Serialize) -> Response<Body> {
+    let (status, text) = match serde_json::to_string(body) {
+        Ok(t) => (status, t),
+        Err(_) => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            r#"{"success":false,"message":"internal error","errors":["internal_error"],"errorInfo":{"code":"internal_error","message":"internal error"}}"#.to_owned(),
+        ),
+    };
+    let mut resp = Response::new(Body::from(text));
+    *resp.status_mut() = status;
+    resp.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        http::HeaderValue::from_static("application/json"),
+    );
+    resp
+}
+
+/// Words a JSON parse error for the caller: names the field by its path, never echoes a value
+/// (which may be a candidate's name or email).
+pub fn describe_json_error(e: &serde_path_to_error::Error<serde_json::Error>) -> String {
+    let inner = e.inner();
+    let path = e.path().to_string();
+    let at = if path == "." { String::new() } else { path };
+    match inner.classify() {
+        serde_json::error::Category::Syntax | serde_json::error::Category::Io => {
+            return format!(
+                "request body is not valid JSON (line {}, column {})",
+                inner.line(),
+                inner.column()
+            );
+        }
+        serde_json::error::Category::Eof => {
+            return "request body is not valid JSON (it ends too early)".into();
+        }
+        serde_json::error::Category::Data => {}
+    }
+    let msg = inner.to_string();
+    // serde_json appends " at line L column C"; drop it.
+    let msg = msg.split(" at line ").next().unwrap_or(&msg);
+    let join = |field: &str| {
+        if at.is_empty() {
+            field.to_owned()
+        } else {
+            format!("{at}.{field}")
+        }
+    };
+    if let Some(rest) = msg.strip_prefix("missing field `") {
+        let field = rest.trim_end_matches('`');
+        return format!("{} is required", join(field));
+    }
+    if let Some(rest) = msg.strip_prefix("duplicate field `") {
+        let field = rest.trim_end_matches('`');
+        return format!("{} appears more than once", join(field));
+    }
+    let subject = if at.is_empty() {
+        "request body".to_owned()
+    } else {
+        at.clone()
+    };
+    if let Some((_, expected)) = msg.split_once(", expected ") {
+        return format!("{subject} must be {expected}");
+    }
+    if msg.starts_with("UUID parsing failed") || msg.starts_with("invalid character") {
+        return format!("{subject} must be a UUID");
+    }
+    format!("{subject} is invalid")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, serde::Deserialize)]
+    #[allow(dead_code)]
+    struct T {
+        a: Inner,
+    }
+    #[derive(Debug, serde::Deserialize)]
+    #[allow(dead_code)]
+    struct Inner {
+        email: String,
+        n: u32,
+        id: uuid::Uuid,
+    }
+
+    fn err(s: &str) -> String {
+        let de = &mut serde_json::Deserializer::from_str(s);
+        describe_json_error(&serde_path_to_error::deserialize::<_, T>(de).expect_err("must fail"))
+    }
+
+    #[test]
+    fn parse_errors_name_the_field_and_hide_the_value() {
+        assert_eq!(err(r#"{"a":{"n":1}}"#), "a.email is required");
+        let m = err(r#"{"a":{"email":"ada@example.com","n":"ada@example.com"}}"#);
+        assert!(m.starts_with("a.n must be"), "{m}");
+        assert!(!m.contains("ada@"), "{m}");
+        let m = err(r#"{"a":{"email":"x","n":1,"id":"ada@example.com"}}"#);
+        assert_eq!(m, "a.id must be a UUID");
+        assert!(err(r#"{"a":"#).contains("not valid JSON"));
+        assert_eq!(err("{}"), "a is required");
+    }
+
+    #[test]
+    fn internal_errors_are_opaque() {
+        let r = ApiError::Internal(anyhow::anyhow!("table hub-prod exploded")).into_response(None);
+        assert_eq!(r.status(), 500);
+        let Body::Text(t) = r.body() else {
+            panic!("text body expected")
+        };
+        assert!(!t.contains("exploded"));
+    }
+}

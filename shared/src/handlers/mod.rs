@@ -1,0 +1,221 @@
+//! One module per function: parse the request, make one domain call, answer. Every expected
+//! failure becomes `Ok(Response)` with a JSON body; a handler never returns `Err` (which API
+//! Gateway would turn into a bare 502) and never panics on input.
+
+pub mod cancel;
+pub mod list_assessments;
+pub mod result_callback;
+pub mod start_assessment;
+
+use base64::Engine;
+use lambda_http::{Body, Request, RequestExt, Response};
+use secrecy::SecretString;
+use tracing::Instrument;
+
+use crate::app::App;
+use crate::domain::{Tenant, TokenHash};
+use crate::error::ApiError;
+
+/// Largest body accepted from Ashby or a vendor. Real bodies are a few KiB.
+pub const MAX_BODY_BYTES: usize = 256 * 1024;
+
+/// The four entry points; one Lambda function each.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Endpoint {
+    ListAssessments,
+    StartAssessment,
+    Cancel,
+    ResultCallback,
+}
+
+impl Endpoint {
+    /// The route as API Gateway (and the local hub) matches it.
+    pub fn route(path: &str) -> Option<Self> {
+        match path {
+            "/assessment.list" => Some(Self::ListAssessments),
+            "/assessment.start" => Some(Self::StartAssessment),
+            "/assessment.cancel" => Some(Self::Cancel),
+            p if p.starts_with("/callbacks/") => Some(Self::ResultCallback),
+            _ => None,
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            Self::ListAssessments => "list_assessments",
+            Self::StartAssessment => "start_assessment",
+            Self::Cancel => "cancel",
+            Self::ResultCallback => "result_callback",
+        }
+    }
+}
+
+/// Runs one request through its handler inside a span carrying only the request id.
+pub async fn dispatch(app: &App, endpoint: Endpoint, req: Request) -> Response<Body> {
+    let request_id = request_id(&req);
+    let span = tracing::info_span!(
+        "request",
+        endpoint = endpoint.name(),
+        request_id = request_id.as_deref().unwrap_or("-"),
+        tenant = tracing::field::Empty,
+        vendor = tracing::field::Empty,
+        assessment_id = tracing::field::Empty,
+    );
+    let rid = request_id.as_deref();
+    async move {
+        let outcome = if req.method() != http::Method::POST {
+            Err(ApiError::MethodNotAllowed)
+        } else {
+            match endpoint {
+                Endpoint::ListAssessments => list_assessments::handle(app, &req).await,
+                Endpoint::StartAssessment => start_assessment::handle(app, &req).await,
+                Endpoint::Cancel => cancel::handle(app, &req).await,
+                Endpoint::ResultCallback => result_callback::handle(app, &req).await,
+            }
+        };
+        let resp = outcome.unwrap_or_else(|e| e.into_response(rid));
+        tracing::info!(status = resp.status().as_u16(), "answered");
+        resp
+    }
+    .instrument(span)
+    .await
+}
+
+fn request_id(req: &Request) -> Option<String> {
+    req.lambda_context_ref()
+        .map(|c| c.request_id.clone())
+        .filter(|id| !id.is_empty())
+        .or_else(|| {
+            req.headers()
+                .get("x-request-id")
+                .and_then(|v| v.to_str().ok())
+                .filter(|v| v.len() <= 128 && v.bytes().all(|b| b.is_ascii_graphic()))
+                .map(str::to_owned)
+        })
+}
+
+/// The raw body, refusing anything over `MAX_BODY_BYTES`.
+pub(crate) fn body_bytes(req: &Request) -> Result<&[u8], ApiError> {
+    let bytes: &[u8] = match req.body() {
+        Body::Empty => &[],
+        Body::Text(t) => t.as_bytes(),
+        Body::Binary(b) => b,
+        _ => &[],
+    };
+    if bytes.len() > MAX_BODY_BYTES {
+        return Err(ApiError::PayloadTooLarge(MAX_BODY_BYTES));
+    }
+    Ok(bytes)
+}
+
+/// Parses a JSON body into `T`, naming the first offending field on failure.
+pub(crate) fn parse_json<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Err(ApiError::bad_request(
+            "request body is empty; a JSON object is required",
+        ));
+    }
+    let de = &mut serde_json::Deserializer::from_slice(bytes);
+    serde_path_to_error::deserialize(de)
+        .map_err(|e| ApiError::bad_request(crate::error::describe_json_error(&e)))
+}
+
+const MAX_TOKEN_LEN: usize = 512;
+
+/// The trigger token from `Authorization`: Basic with the token as username or password (the
+/// other half empty), or Bearer.
+fn trigger_token(req: &Request) -> Option<SecretString> {
+    let value = req
+        .headers()
+        .get(http::header::AUTHORIZATION)?
+        .to_str()
+        .ok()?;
+    let (scheme, rest) = value.trim().split_once(' ')?;
+    let rest = rest.trim();
+    let token = if scheme.eq_ignore_ascii_case("bearer") {
+        rest.to_owned()
+    } else if scheme.eq_ignore_ascii_case("basic") {
+        let decoded = base64::engine::general_purpose::STANDARD
+            .decode(rest)
+            .ok()?;
+        let pair = String::from_utf8(decoded).ok()?;
+        match pair.split_once(':')? {
+            (user, "") => user.to_owned(),
+            ("", pass) => pass.to_owned(),
+            _ => return None,
+        }
+    } else {
+        return None;
+    };
+    (!token.is_empty() && token.len() <= MAX_TOKEN_LEN).then(|| SecretString::from(token))
+}
+
+/// The calling tenant, or 401 without saying which half of the check failed.
+pub(crate) async fn authenticate(app: &App, req: &Request) -> Result<Tenant, ApiError> {
+    let token = trigger_token(req).ok_or(ApiError::Unauthorized)?;
+    let tenant = app
+        .store
+        .tenant_by_token(&TokenHash::of(&token))
+        .await?
+        .ok_or(ApiError::Unauthorized)?;
+    tracing::Span::current().record("tenant", tenant.id.as_str());
+    Ok(tenant)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use secrecy::ExposeSecret;
+
+    fn with_auth(v: &str) -> Request {
+        let mut r = Request::new(Body::Empty);
+        r.headers_mut().insert(
+            http::header::AUTHORIZATION,
+            http::HeaderValue::from_str(v).expect("header"),
+        );
+        r
+    }
+
+    fn basic(user: &str, pass: &str) -> String {
+        format!(
+            "Basic {}",
+            base64::engine::general_purpose::STANDARD.encode(format!("{user}:{pass}"))
+        )
+    }
+
+    #[test]
+    fn the_token_is_accepted_as_username_password_or_bearer() {
+        for h in [basic("tok", ""), basic("", "tok"), "Bearer tok".into()] {
+            let t = trigger_token(&with_auth(&h)).expect("token");
+            assert_eq!(t.expose_secret(), "tok", "{h}");
+        }
+    }
+
+    #[test]
+    fn ambiguous_or_malformed_credentials_are_refused() {
+        for h in [
+            basic("a", "b"),
+            basic("", ""),
+            "Basic !!!".into(),
+            "Bearer ".into(),
+            "Digest x".into(),
+            format!("Bearer {}", "x".repeat(600)),
+        ] {
+            assert!(trigger_token(&with_auth(&h)).is_none(), "{h}");
+        }
+        assert!(trigger_token(&Request::new(Body::Empty)).is_none());
+    }
+
+    #[test]
+    fn routes_match_what_ashby_appends_to_the_base_url() {
+        assert_eq!(
+            Endpoint::route("/assessment.start"),
+            Some(Endpoint::StartAssessment)
+        );
+        assert_eq!(
+            Endpoint::route("/callbacks/acme"),
+            Some(Endpoint::ResultCallback)
+        );
+        assert_eq!(Endpoint::route("/assessment.update"), None);
+    }
+}

@@ -1,0 +1,18 @@
+//! The assessment-partner hub between Ashby and background-check / assessment vendors.
+//! Shared by the four Lambda functions, the local hub and the tests.
+
+pub mod app;
+pub mod ashby;
+pub mod config;
+pub mod delivery;
+pub mod domain;
+pub mod error;
+pub mod handlers;
+pub mod lambda;
+pub mod secrets;
+pub mod store;
+pub mod telemetry;
+pub mod vendor;
+
+pub use app::App;
+pub use config::Config;

@@ -1,0 +1,162 @@
+//! Sends signed orders and cancels to a vendor's `order_url`, with a bounded retry on timeouts,
+//! network errors, 429 and 5xx. The signature is made afresh per attempt (its timestamp must be
+//! current); the `webhook-id` stays the same so the vendor can deduplicate.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use secrecy::{ExposeSecret, SecretString};
+use serde::Deserialize;
+use url::Url;
+
+use crate::ashby::client::describe_transport;
+
+/// What the vendor said to an order or cancel.
+#[derive(Debug, Clone, PartialEq)]
+pub enum VendorReply {
+    Accepted {
+        vendor_reference: Option<String>,
+        status_label: Option<String>,
+    },
+    /// 422: the vendor's words, for the recruiter.
+    Rejected { message: String },
+}
+
+#[derive(Debug, thiserror::Error, Clone, PartialEq)]
+pub enum VendorError {
+    /// Every attempt timed out, failed to connect or got 429/5xx.
+    #[error("vendor unavailable after {attempts} attempts: {last}")]
+    Unavailable { attempts: u32, last: String },
+    /// A 4xx other than 422: a configuration or protocol problem, not worth retrying.
+    #[error("vendor refused the request with HTTP {0}")]
+    Refused(u16),
+    /// The signing secret is not a valid `whsec_` secret.
+    #[error("vendor signing secret is malformed")]
+    BadSecret,
+}
+
+#[derive(Clone)]
+pub struct VendorClient {
+    http: reqwest::Client,
+    user_agent: String,
+    timeout: Duration,
+    attempts: u32,
+    backoff: Duration,
+}
+
+#[derive(Deserialize, Default)]
+struct AcceptedBody {
+    #[serde(default)]
+    vendor_reference: Option<serde_json::Value>,
+    #[serde(default)]
+    status_label: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct RejectedBody {
+    message: String,
+}
+
+const MAX_VENDOR_TEXT: usize = 500;
+
+fn clip(s: &str) -> String {
+    s.chars().take(MAX_VENDOR_TEXT).collect()
+}
+
+impl VendorClient {
+    pub fn new(
+        http: reqwest::Client,
+        user_agent: impl Into<String>,
+        timeout: Duration,
+        attempts: u32,
+        backoff: Duration,
+    ) -> Self {
+        Self {
+            http,
+            user_agent: user_agent.into(),
+            timeout,
+            attempts: attempts.max(1),
+            backoff,
+        }
+    }
+
+    /// POSTs `body` to `url`, signed with `secret` under message id `msg_id`.
+    pub async fn send(
+        &self,
+        url: &Url,
+        secret: &SecretString,
+        msg_id: &str,
+        body: &[u8],
+    ) -> Result<VendorReply, VendorError> {
+        let signer = standardwebhooks::Webhook::new(secret.expose_secret())
+            .map_err(|_| VendorError::BadSecret)?;
+        let mut last = String::new();
+        for attempt in 0..self.attempts {
+            if attempt > 0 {
+                tokio::time::sleep(self.backoff * 2u32.saturating_pow(attempt - 1)).await;
+            }
+            let ts = SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map(|d| d.as_secs() as i64)
+                .unwrap_or_default();
+            let signature = signer
+                .sign(msg_id, ts, body)
+                .map_err(|_| VendorError::BadSecret)?;
+            let sent = self
+                .http
+                .post(url.clone())
+                .timeout(self.timeout)
+                .header(http::header::CONTENT_TYPE, "application/json")
+                .header(http::header::USER_AGENT, &self.user_agent)
+                .header(standardwebhooks::HEADER_WEBHOOK_ID, msg_id)
+                .header(standardwebhooks::HEADER_WEBHOOK_TIMESTAMP, ts.to_string())
+                .header(standardwebhooks::HEADER_WEBHOOK_SIGNATURE, signature)
+                .body(body.to_vec())
+                .send()
+                .await;
+            let resp = match sent {
+                Ok(r) => r,
+                Err(e) => {
+                    last = describe_transport(&e);
+                    continue;
+                }
+            };
+            let status = resp.status();
+            if status.is_success() {
+                let parsed: AcceptedBody = resp
+                    .bytes()
+                    .await
+                    .ok()
+                    .and_then(|b| serde_json::from_slice(&b).ok())
+                    .unwrap_or_default();
+                return Ok(VendorReply::Accepted {
+                    vendor_reference: parsed.vendor_reference.and_then(|v| match v {
+                        serde_json::Value::String(s) => Some(clip(&s)),
+                        serde_json::Value::Number(n) => Some(n.to_string()),
+                        _ => None,
+                    }),
+                    status_label: parsed.status_label.map(|s| clip(&s)),
+                });
+            }
+            if status.as_u16() == 422 {
+                let message = resp
+                    .bytes()
+                    .await
+                    .ok()
+                    .and_then(|b| serde_json::from_slice::<RejectedBody>(&b).ok())
+                    .map(|b| clip(b.message.trim()))
+                    .filter(|m| !m.is_empty())
+                    .unwrap_or_else(|| "The provider could not accept this request.".into());
+                return Ok(VendorReply::Rejected { message });
+            }
+            if status.as_u16() == 429 || status.is_server_error() {
+                last = format!("HTTP {}", status.as_u16());
+                continue;
+            }
+            return Err(VendorError::Refused(status.as_u16()));
+        }
+        Err(VendorError::Unavailable {
+            attempts: self.attempts,
+            last,
+        })
+    }
+}
