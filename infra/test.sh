@@ -1,0 +1,52 @@
+#!/usr/bin/env bash
+# Runs every test on a fresh machine: installs what it needs (moto into ./.venv), lints, builds the
+# function binaries, starts moto on a free loopback port, runs the whole suite, and stops moto
+# whatever happens.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+VENV="$ROOT/.venv"
+
+step() { printf '\n==> %s\n' "$*"; }
+
+step "Python test tools (moto) in $VENV"
+if [ ! -x "$VENV/bin/moto_server" ] || ! cmp -s infra/requirements-test.txt "$VENV/.requirements"; then
+    python3 -m venv "$VENV"
+    "$VENV/bin/pip" install --quiet --disable-pip-version-check -r infra/requirements-test.txt
+    cp infra/requirements-test.txt "$VENV/.requirements"
+fi
+
+step "cargo fmt --check"
+cargo fmt --all -- --check
+
+step "cargo clippy -D warnings"
+cargo clippy --workspace --all-targets --locked -- -D warnings
+
+step "build the function binaries (the end-to-end tests run them)"
+cargo build --workspace --bins --locked
+
+step "start moto on loopback"
+mkdir -p target
+PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+"$VENV/bin/moto_server" -H 127.0.0.1 -p "$PORT" >target/moto.log 2>&1 &
+MOTO_PID=$!
+cleanup() { kill "$MOTO_PID" 2>/dev/null || true; wait "$MOTO_PID" 2>/dev/null || true; }
+trap cleanup EXIT INT TERM
+python3 - "$PORT" <<'PY'
+import sys, time, urllib.request
+url = f"http://127.0.0.1:{sys.argv[1]}/moto-api/"
+for _ in range(150):
+    try:
+        urllib.request.urlopen(url, timeout=1); sys.exit(0)
+    except Exception:
+        time.sleep(0.2)
+sys.exit("moto did not start; see target/moto.log")
+PY
+echo "moto on 127.0.0.1:$PORT"
+
+export HUB_TEST_AWS_ENDPOINT="http://127.0.0.1:$PORT"
+export AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test AWS_REGION=us-east-1
+export HUB_BIN_DIR="$ROOT/target/debug"
+
+step "cargo test (unit, store and secrets on moto, end to end)"
+cargo test --workspace --locked -- --test-threads=4

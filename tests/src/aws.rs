@@ -1,0 +1,1 @@
+//! AWS SDK clients pointed at the emulator the test command started (placeholder).
