@@ -13,6 +13,9 @@ pub fn init() {
     let _ = if in_lambda {
         builder.json().with_current_span(true).try_init()
     } else {
-        builder.compact().try_init()
+        builder
+            .compact()
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout()))
+            .try_init()
     };
 }

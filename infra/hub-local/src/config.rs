@@ -1,0 +1,211 @@
+//! The local hub's registry: tenants and vendors from a TOML file (`--config`), or the built-in
+//! demo (a sandbox vendor and a demo tenant wired to the Ashby stand-in).
+
+use std::collections::HashSet;
+
+use anyhow::{Context, bail};
+use hub::domain::{Package, PackageId, PackageRef, Tenant, TenantId, Vendor, VendorId};
+use serde::Deserialize;
+use url::Url;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LocalConfig {
+    #[serde(default)]
+    pub vendors: Vec<VendorConfig>,
+    #[serde(default)]
+    pub tenants: Vec<TenantConfig>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VendorConfig {
+    pub id: VendorId,
+    pub name: String,
+    pub order_url: Url,
+    pub signing_secret: String,
+    #[serde(default)]
+    pub packages: Vec<Package>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TenantConfig {
+    pub id: TenantId,
+    pub name: String,
+    pub trigger_token: String,
+    pub ashby_api_key: String,
+    #[serde(default = "default_ashby_base_url")]
+    pub ashby_base_url: Url,
+    #[serde(default)]
+    pub packages: Vec<PackageRef>,
+}
+
+fn default_ashby_base_url() -> Url {
+    Url::parse("https://api.ashbyhq.com").unwrap_or_else(|_| unreachable!("constant URL"))
+}
+
+pub const SANDBOX_VENDOR: &str = "sandbox";
+pub const DEMO_TOKEN: &str = "demo-trigger-token";
+pub const DEMO_ASHBY_KEY: &str = "demo-ashby-api-key";
+
+impl LocalConfig {
+    pub fn load(path: &std::path::Path) -> anyhow::Result<Self> {
+        let text =
+            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        let config: Self =
+            toml::from_str(&text).with_context(|| format!("parsing {}", path.display()))?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// The built-in demo: the sandbox vendor and the Ashby stand-in, both served by this process
+    /// at `base`.
+    pub fn demo(base: &Url, sandbox_secret: &str) -> anyhow::Result<Self> {
+        let packages = vec![
+            Package {
+                id: PackageId::parse("criminal-basic")?,
+                name: "Sandbox criminal record check".into(),
+                description: "County and national criminal search (simulated)".into(),
+            },
+            Package {
+                id: PackageId::parse("skills-test")?,
+                name: "Sandbox skills test".into(),
+                description: "A timed coding exercise (simulated)".into(),
+            },
+        ];
+        let vendor = VendorId::parse(SANDBOX_VENDOR)?;
+        let refs = packages
+            .iter()
+            .map(|p| PackageRef {
+                vendor: vendor.clone(),
+                package: p.id.clone(),
+            })
+            .collect();
+        let config = Self {
+            vendors: vec![VendorConfig {
+                id: vendor,
+                name: "Sandbox Checks".into(),
+                order_url: base.join("sandbox/orders")?,
+                signing_secret: sandbox_secret.to_owned(),
+                packages,
+            }],
+            tenants: vec![TenantConfig {
+                id: TenantId::parse("demo")?,
+                name: "Demo customer".into(),
+                trigger_token: DEMO_TOKEN.into(),
+                ashby_api_key: DEMO_ASHBY_KEY.into(),
+                ashby_base_url: base.join("ashby")?,
+                packages: refs,
+            }],
+        };
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Refuses configurations the hub could not serve correctly, naming the offending entry.
+    pub fn validate(&self) -> anyhow::Result<()> {
+        let mut vendor_ids = HashSet::new();
+        for v in &self.vendors {
+            if !vendor_ids.insert(&v.id) {
+                bail!("vendor {} is defined twice", v.id);
+            }
+            if standardwebhooks::Webhook::new(&v.signing_secret).is_err()
+                || !v.signing_secret.starts_with("whsec_")
+            {
+                bail!(
+                    "vendor {}: signing_secret must be whsec_ followed by base64",
+                    v.id
+                );
+            }
+            if !matches!(v.order_url.scheme(), "http" | "https") {
+                bail!("vendor {}: order_url must be http(s)", v.id);
+            }
+        }
+        let mut tenant_ids = HashSet::new();
+        let mut tokens = HashSet::new();
+        for t in &self.tenants {
+            if !tenant_ids.insert(&t.id) {
+                bail!("tenant {} is defined twice", t.id);
+            }
+            if t.trigger_token.len() < 8 || !tokens.insert(&t.trigger_token) {
+                bail!(
+                    "tenant {}: trigger_token must be unique and at least 8 characters",
+                    t.id
+                );
+            }
+            if t.ashby_api_key.is_empty() {
+                bail!("tenant {}: ashby_api_key must not be empty", t.id);
+            }
+            for p in &t.packages {
+                let offered = self
+                    .vendors
+                    .iter()
+                    .find(|v| v.id == p.vendor)
+                    .is_some_and(|v| v.packages.iter().any(|q| q.id == p.package));
+                if !offered {
+                    bail!("tenant {}: package {p} is not offered by any vendor", t.id);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    pub fn vendor_records(&self) -> Vec<Vendor> {
+        self.vendors
+            .iter()
+            .map(|v| Vendor {
+                id: v.id.clone(),
+                name: v.name.clone(),
+                order_url: v.order_url.clone(),
+                packages: v.packages.clone(),
+            })
+            .collect()
+    }
+
+    pub fn tenant_record(t: &TenantConfig) -> Tenant {
+        Tenant {
+            id: t.id.clone(),
+            name: t.name.clone(),
+            ashby_base_url: t.ashby_base_url.clone(),
+            packages: t.packages.clone(),
+            disabled: false,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_example_config_in_the_repo_is_valid() {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("example.toml");
+        let c = LocalConfig::load(&path).expect("example.toml must load");
+        assert!(!c.tenants.is_empty() && !c.vendors.is_empty());
+    }
+
+    #[test]
+    fn a_tenant_enabling_an_unknown_package_is_refused_with_its_name() {
+        let text = r#"
+            [[vendors]]
+            id = "acme"
+            name = "Acme"
+            order_url = "http://127.0.0.1:9100/orders"
+            signing_secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+            [[vendors.packages]]
+            id = "basic"
+            name = "Basic"
+
+            [[tenants]]
+            id = "globex"
+            name = "Globex"
+            trigger_token = "0123456789abcdef"
+            ashby_api_key = "k"
+            packages = ["acme/premium"]
+        "#;
+        let c: LocalConfig = toml::from_str(text).expect("parses");
+        let e = c.validate().expect_err("must be refused");
+        assert!(e.to_string().contains("acme/premium"), "{e}");
+    }
+}

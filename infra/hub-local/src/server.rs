@@ -1,0 +1,222 @@
+//! The local hub: the four Lambda handlers behind the same routes as API Gateway, plus the
+//! sandbox vendor and the Ashby stand-in, on one loopback port. State is in memory by default, or
+//! in DynamoDB and Secrets Manager when a table is named.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use axum::body::Body as AxumBody;
+use axum::response::{IntoResponse, Response};
+use hub::domain::TokenHash;
+use hub::error::ApiError;
+use hub::handlers::{Endpoint, MAX_BODY_BYTES, dispatch};
+use hub::secrets::{CachedSecrets, SecretSource, SecretsManagerSource, StaticSecrets};
+use hub::store::{DynamoDbStore, MemoryStore, Store};
+use hub::{App, Config};
+use secrecy::{ExposeSecret, SecretString};
+use tokio::sync::oneshot;
+use url::Url;
+
+use crate::ashby_standin::AshbyStandIn;
+use crate::config::{DEMO_TOKEN, LocalConfig};
+use crate::sandbox::Sandbox;
+
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// 0 picks a free port.
+    pub port: u16,
+    pub config: Option<PathBuf>,
+    pub public_url: Option<Url>,
+    /// DynamoDB table (with the usual AWS variables); memory when `None`.
+    pub table: Option<String>,
+    /// Pause between the sandbox vendor's steps.
+    pub sandbox_delay: Duration,
+    /// Print nothing per request (tests).
+    pub quiet: bool,
+    /// Hub settings; read from the environment (`HUB_*`) when `None`.
+    pub hub_config: Option<Config>,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self {
+            port: 8000,
+            config: None,
+            public_url: None,
+            table: None,
+            sandbox_delay: Duration::from_secs(3),
+            quiet: false,
+            hub_config: None,
+        }
+    }
+}
+
+pub struct RunningHub {
+    pub base_url: Url,
+    /// The demo tenant's trigger token, when running the built-in demo.
+    pub demo_token: Option<String>,
+    pub ashby: Arc<AshbyStandIn>,
+    pub app: Arc<App>,
+    shutdown: Option<oneshot::Sender<()>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl RunningHub {
+    /// Stops serving and waits for the server task to end.
+    pub async fn stop(mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        let _ = (&mut self.task).await;
+    }
+
+    /// Serves until the process is interrupted.
+    pub async fn wait(self) {
+        let _ = self.task.await;
+    }
+}
+
+pub async fn start(opts: Options) -> anyhow::Result<RunningHub> {
+    let listener = tokio::net::TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], opts.port)))
+        .await
+        .with_context(|| format!("binding 127.0.0.1:{}", opts.port))?;
+    let addr = listener.local_addr()?;
+    let base_url = Url::parse(&format!("http://{addr}/"))?;
+    let public_url = opts.public_url.clone().unwrap_or_else(|| base_url.clone());
+
+    let sandbox_secret = hub::domain::generate_signing_secret();
+    let (registry, demo_token) = match &opts.config {
+        Some(path) => (LocalConfig::load(path)?, None),
+        None => (
+            LocalConfig::demo(&base_url, sandbox_secret.expose_secret())?,
+            Some(DEMO_TOKEN.to_owned()),
+        ),
+    };
+
+    let mut config = match &opts.hub_config {
+        Some(c) => c.clone(),
+        None => Config::from_env()?,
+    };
+    config.public_url = Some(public_url);
+    config.table = opts.table.clone();
+    let (store, secrets): (Arc<dyn Store>, Arc<dyn SecretSource>) = match &opts.table {
+        None => (Arc::new(MemoryStore::new()), Arc::new(StaticSecrets::new())),
+        Some(table) => {
+            let aws = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+            let ddb = aws_sdk_dynamodb::Client::new(&aws);
+            if ddb.describe_table().table_name(table).send().await.is_err() {
+                DynamoDbStore::create_table(&ddb, table)
+                    .await
+                    .with_context(|| format!("creating table {table}"))?;
+            }
+            (
+                Arc::new(DynamoDbStore::new(ddb, table.clone())),
+                Arc::new(CachedSecrets::new(
+                    SecretsManagerSource::new(aws_sdk_secretsmanager::Client::new(&aws)),
+                    config.secret_cache_ttl,
+                )),
+            )
+        }
+    };
+    let app = Arc::new(App::new(config, store, secrets)?);
+    load_registry(&app, &registry).await?;
+
+    let ashby = Arc::new(AshbyStandIn::new(
+        registry.tenants.iter().map(|t| t.ashby_api_key.clone()),
+        opts.quiet,
+    )?);
+    let mut router = axum::Router::new()
+        .fallback(hub_route)
+        .with_state(app.clone())
+        .merge(ashby.clone().router());
+    if opts.config.is_none() {
+        let sandbox = Arc::new(Sandbox::new(
+            sandbox_secret.expose_secret(),
+            base_url.clone(),
+            opts.sandbox_delay,
+            opts.quiet,
+        )?);
+        router = router.merge(sandbox.router());
+    }
+
+    let (tx, rx) = oneshot::channel::<()>();
+    let task = tokio::spawn(async move {
+        let serve = axum::serve(listener, router).with_graceful_shutdown(async {
+            let _ = rx.await;
+        });
+        if let Err(e) = serve.await {
+            tracing::error!(error = %e, "local hub stopped");
+        }
+    });
+    Ok(RunningHub {
+        base_url,
+        demo_token,
+        ashby,
+        app,
+        shutdown: Some(tx),
+        task,
+    })
+}
+
+async fn load_registry(app: &App, registry: &LocalConfig) -> anyhow::Result<()> {
+    for v in registry.vendor_records() {
+        app.store.put_vendor(&v).await?;
+    }
+    for v in &registry.vendors {
+        app.secrets
+            .put(
+                &app.names.signing_secret(&v.id),
+                &SecretString::from(v.signing_secret.clone()),
+            )
+            .await?;
+    }
+    for t in &registry.tenants {
+        let token = SecretString::from(t.trigger_token.clone());
+        app.store
+            .put_tenant(&LocalConfig::tenant_record(t), &TokenHash::of(&token))
+            .await?;
+        app.secrets
+            .put(
+                &app.names.ashby_api_key(&t.id),
+                &SecretString::from(t.ashby_api_key.clone()),
+            )
+            .await?;
+    }
+    Ok(())
+}
+
+/// API Gateway's part: route by path, cap the body, hand the request to the function's handler.
+async fn hub_route(
+    axum::extract::State(app): axum::extract::State<Arc<App>>,
+    req: axum::extract::Request,
+) -> Response {
+    let (parts, body) = req.into_parts();
+    let Some(endpoint) = Endpoint::route(parts.uri.path()) else {
+        return to_axum(
+            ApiError::NotFound {
+                code: "not_found",
+                message: "no such route".into(),
+            }
+            .into_response(None),
+        );
+    };
+    let bytes = match axum::body::to_bytes(body, MAX_BODY_BYTES).await {
+        Ok(b) => b,
+        Err(_) => return to_axum(ApiError::PayloadTooLarge(MAX_BODY_BYTES).into_response(None)),
+    };
+    let req = http::Request::from_parts(parts, lambda_http::Body::from(bytes.to_vec()));
+    to_axum(dispatch(&app, endpoint, req).await)
+}
+
+fn to_axum(resp: lambda_http::Response<lambda_http::Body>) -> Response {
+    let (parts, body) = resp.into_parts();
+    let body = match body {
+        lambda_http::Body::Text(t) => AxumBody::from(t),
+        lambda_http::Body::Binary(b) => AxumBody::from(b),
+        _ => AxumBody::empty(),
+    };
+    Response::from_parts(parts, body).into_response()
+}
