@@ -43,7 +43,7 @@ impl App {
             .context("building the HTTP client")?;
         Ok(Self {
             names: SecretNames::new(config.secret_prefix.clone()),
-            ashby: AshbyClient::new(http.clone(), USER_AGENT),
+            ashby: AshbyClient::new(http.clone(), USER_AGENT, config.ashby_timeout),
             vendors: VendorClient::new(
                 http,
                 USER_AGENT,

@@ -30,13 +30,15 @@ pub enum AshbyError {
 pub struct AshbyClient {
     http: reqwest::Client,
     user_agent: String,
+    timeout: Duration,
 }
 
 impl AshbyClient {
-    pub fn new(http: reqwest::Client, user_agent: impl Into<String>) -> Self {
+    pub fn new(http: reqwest::Client, user_agent: impl Into<String>, timeout: Duration) -> Self {
         Self {
             http,
             user_agent: user_agent.into(),
+            timeout,
         }
     }
 
@@ -51,6 +53,7 @@ impl AshbyClient {
         let resp = self
             .http
             .post(url)
+            .timeout(self.timeout)
             .basic_auth(api_key.expose_secret(), Some(""))
             .header(http::header::CONTENT_TYPE, "application/json")
             .header(http::header::ACCEPT, "application/json; version=1")

@@ -77,7 +77,7 @@ pub async fn handle(app: &App, req: &Request) -> Result<Response<Body>, ApiError
     let marker_expires_at_s = now_ms() / 1000 + app.config.webhook_retention.as_secs() as i64;
     let mut outcome = None;
     for _ in 0..MAX_CONFLICTS {
-        let change = change_for(&assessment, &cb);
+        let change = change_for(&assessment, &cb)?;
         let write = CallbackWrite {
             vendor_id: vendor.id.clone(),
             webhook_id: verified.webhook_id.clone(),
@@ -132,14 +132,14 @@ fn callback_error(e: CallbackError) -> ApiError {
 }
 
 /// The write a callback makes on this version of the assessment, with the update it owes Ashby.
-fn change_for(a: &Assessment, cb: &Callback) -> Option<CallbackChange> {
+fn change_for(a: &Assessment, cb: &Callback) -> Result<Option<CallbackChange>, ApiError> {
     let CallbackEffect::Transition(status) = on_callback(
         a.status,
         a.status_label.as_deref(),
         cb.status,
         cb.status_label.as_deref(),
     ) else {
-        return None;
+        return Ok(None);
     };
     let now = now_ms();
     // Strictly increasing per assessment, so Ashby can order updates by `timestamp`.
@@ -181,13 +181,13 @@ fn change_for(a: &Assessment, cb: &Callback) -> Option<CallbackChange> {
             )
         }
     };
-    let body = serde_json::to_string(&update).ok()?;
-    Some(CallbackChange {
+    let body = serde_json::to_string(&update).map_err(|e| ApiError::Internal(e.into()))?;
+    Ok(Some(CallbackChange {
         expected_version: a.version,
         status,
         status_label: stored_label,
         now_ms: now,
         update_body: body,
         update_ms: ts,
-    })
+    }))
 }
