@@ -12,6 +12,10 @@ use crate::ashby::ErrorBody;
 pub enum ApiError {
     #[error("missing or invalid credentials")]
     Unauthorized,
+    /// A vendor callback whose signature did not verify; the reason helps the vendor's developers
+    /// tell clock skew from a wrong secret and reveals nothing about the secret.
+    #[error("{0}")]
+    BadSignature(&'static str),
     #[error("{0}")]
     BadRequest(String),
     #[error("request body is larger than {0} bytes")]
@@ -43,7 +47,7 @@ impl ApiError {
 
     pub fn status(&self) -> StatusCode {
         match self {
-            Self::Unauthorized => StatusCode::UNAUTHORIZED,
+            Self::Unauthorized | Self::BadSignature(_) => StatusCode::UNAUTHORIZED,
             Self::BadRequest(_) => StatusCode::BAD_REQUEST,
             Self::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Self::NotFound { .. } => StatusCode::NOT_FOUND,
@@ -57,6 +61,7 @@ impl ApiError {
     fn code(&self) -> &'static str {
         match self {
             Self::Unauthorized => "unauthorized",
+            Self::BadSignature(_) => "invalid_signature",
             Self::BadRequest(_) => "invalid_input",
             Self::PayloadTooLarge(_) => "payload_too_large",
             Self::NotFound { code, .. }

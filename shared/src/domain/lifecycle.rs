@@ -87,19 +87,29 @@ pub enum CallbackEffect {
     Ignore,
 }
 
-/// Decides a callback's effect. `current_label` is the status label last reported to Ashby.
+/// The in-progress wording Ashby shows when the vendor gives none.
+pub const IN_PROGRESS_LABEL: &str = "In progress";
+
+/// Decides a callback's effect. `current_label` is the status label last reported to Ashby;
+/// `reported_label` the vendor's (defaulted to `IN_PROGRESS_LABEL` for `in_progress`);
+/// `has_metadata` whether the callback carries metadata (an ETA, say), which is news by itself.
 pub fn on_callback(
     current: Status,
     current_label: Option<&str>,
     reported: VendorStatus,
     reported_label: Option<&str>,
+    has_metadata: bool,
 ) -> CallbackEffect {
     if current.is_terminal() {
         return CallbackEffect::Ignore;
     }
     let next = Status::from(reported);
-    if next == current && (next != Status::InProgress || reported_label == current_label) {
-        return CallbackEffect::Ignore;
+    if next == current {
+        let label = reported_label.unwrap_or(IN_PROGRESS_LABEL);
+        let news = next == Status::InProgress && (Some(label) != current_label || has_metadata);
+        if !news {
+            return CallbackEffect::Ignore;
+        }
     }
     CallbackEffect::Transition(next)
 }
@@ -139,7 +149,7 @@ mod tests {
                 VendorStatus::Completed,
                 VendorStatus::Cancelled,
             ] {
-                assert_eq!(on_callback(s, None, r, None), CallbackEffect::Ignore);
+                assert_eq!(on_callback(s, None, r, None, true), CallbackEffect::Ignore);
             }
         }
     }
@@ -147,7 +157,13 @@ mod tests {
     #[test]
     fn in_progress_after_completed_changes_nothing() {
         assert_eq!(
-            on_callback(Status::Completed, None, VendorStatus::InProgress, None),
+            on_callback(
+                Status::Completed,
+                None,
+                VendorStatus::InProgress,
+                None,
+                false
+            ),
             CallbackEffect::Ignore
         );
     }
@@ -155,7 +171,13 @@ mod tests {
     #[test]
     fn a_callback_may_overtake_the_order_acknowledgement() {
         assert_eq!(
-            on_callback(Status::Ordering, None, VendorStatus::InProgress, None),
+            on_callback(
+                Status::Ordering,
+                None,
+                VendorStatus::InProgress,
+                None,
+                false
+            ),
             CallbackEffect::Transition(Status::InProgress)
         );
     }
@@ -167,7 +189,8 @@ mod tests {
                 Status::InProgress,
                 Some("Awaiting consent"),
                 VendorStatus::InProgress,
-                Some("Checking records")
+                Some("Checking records"),
+                false
             ),
             CallbackEffect::Transition(Status::InProgress)
         );
@@ -176,9 +199,23 @@ mod tests {
                 Status::InProgress,
                 Some("Checking records"),
                 VendorStatus::InProgress,
-                Some("Checking records")
+                Some("Checking records"),
+                false
             ),
             CallbackEffect::Ignore
+        );
+    }
+
+    #[test]
+    fn a_repeat_without_a_label_is_not_news_but_new_metadata_is() {
+        let l = Some(IN_PROGRESS_LABEL);
+        assert_eq!(
+            on_callback(Status::InProgress, l, VendorStatus::InProgress, None, false),
+            CallbackEffect::Ignore
+        );
+        assert_eq!(
+            on_callback(Status::InProgress, l, VendorStatus::InProgress, None, true),
+            CallbackEffect::Transition(Status::InProgress)
         );
     }
 

@@ -12,7 +12,7 @@ use serde_json::json;
 use crate::app::{App, now_ms};
 use crate::ashby::{DataField, UpdateRequest};
 use crate::delivery::{Flush, FlushError, flush};
-use crate::domain::{Assessment, CallbackEffect, Status, VendorId, on_callback};
+use crate::domain::{Assessment, CallbackEffect, IN_PROGRESS_LABEL, Status, VendorId, on_callback};
 use crate::error::{ApiError, json_response};
 use crate::secrets::SecretError;
 use crate::store::{CallbackChange, CallbackOutcome, CallbackWrite, StoreError};
@@ -126,7 +126,7 @@ pub async fn handle(app: &App, req: &Request) -> Result<Response<Body>, ApiError
 
 fn callback_error(e: CallbackError) -> ApiError {
     match e {
-        CallbackError::Signature(_) => ApiError::Unauthorized,
+        CallbackError::Signature(reason) => ApiError::BadSignature(reason),
         CallbackError::Invalid(m) => ApiError::BadRequest(m),
     }
 }
@@ -138,6 +138,7 @@ fn change_for(a: &Assessment, cb: &Callback) -> Result<Option<CallbackChange>, A
         a.status_label.as_deref(),
         cb.status,
         cb.status_label.as_deref(),
+        !cb.metadata.is_empty(),
     ) else {
         return Ok(None);
     };
@@ -147,7 +148,7 @@ fn change_for(a: &Assessment, cb: &Callback) -> Result<Option<CallbackChange>, A
     let label = cb.status_label.clone();
     let (update, stored_label) = match status {
         Status::InProgress => {
-            let l = label.unwrap_or_else(|| "In progress".into());
+            let l = label.unwrap_or_else(|| IN_PROGRESS_LABEL.into());
             let mut u = UpdateRequest::status(a.id, ts, &l);
             u.metadata = cb.metadata.clone();
             (u, Some(l))

@@ -26,6 +26,9 @@ pub const STARTED_LABEL: &str = "Started";
 
 const MAX_FIELD: usize = 2048;
 
+/// How long a repeated start waits for a concurrent one to finish ordering.
+const MAX_RESUME_WAIT_MS: i64 = 8_000;
+
 pub async fn handle(app: &App, req: &Request) -> Result<Response<Body>, ApiError> {
     let tenant = super::authenticate(app, req).await?;
     let start: StartRequest = super::parse_json(super::body_bytes(req)?)?;
@@ -212,7 +215,8 @@ async fn resume(
     mut existing: Assessment,
     fallback_order: &str,
 ) -> Result<Response<Body>, ApiError> {
-    let deadline = now_ms() + lease_ms(app) + 1_000;
+    // Bounded so that waiting plus ordering stays well inside API Gateway's 30 s limit.
+    let deadline = now_ms() + MAX_RESUME_WAIT_MS.min(lease_ms(app));
     loop {
         match existing.status {
             Status::Ordering => {
