@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Runs every test on a fresh machine: installs what it needs (moto into ./.venv), lints, builds the
+# Runs every test on a fresh machine: installs what it needs (moto and cfn-lint into ./.venv), lints, builds the
 # function binaries, starts moto on a free loopback port, runs the whole suite, and stops moto
 # whatever happens.
 set -euo pipefail
@@ -9,7 +9,7 @@ VENV="$ROOT/.venv"
 
 step() { printf '\n==> %s\n' "$*"; }
 
-step "Python test tools (moto) in $VENV"
+step "Python test tools (moto, cfn-lint) in $VENV"
 if [ ! -x "$VENV/bin/moto_server" ] || ! cmp -s infra/requirements-test.txt "$VENV/.requirements"; then
     python3 -m venv "$VENV"
     "$VENV/bin/pip" install --quiet --disable-pip-version-check -r infra/requirements-test.txt
@@ -18,6 +18,9 @@ fi
 
 step "cargo fmt --check"
 cargo fmt --all -- --check
+
+step "cfn-lint template.yaml"
+"$VENV/bin/cfn-lint" template.yaml
 
 step "cargo clippy -D warnings"
 cargo clippy --workspace --all-targets --locked -- -D warnings
