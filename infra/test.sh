@@ -31,7 +31,7 @@ cargo build --workspace --bins --locked
 step "start moto on loopback"
 mkdir -p target
 PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-"$VENV/bin/moto_server" -H 127.0.0.1 -p "$PORT" >target/moto.log 2>&1 &
+"$VENV/bin/python" infra/moto_server.py 127.0.0.1 "$PORT" >target/moto.log 2>&1 &
 MOTO_PID=$!
 cleanup() { kill "$MOTO_PID" 2>/dev/null || true; wait "$MOTO_PID" 2>/dev/null || true; }
 trap cleanup EXIT INT TERM
@@ -52,4 +52,8 @@ export AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test AWS_REGION=us-east-1
 export HUB_BIN_DIR="$ROOT/target/debug"
 
 step "cargo test (unit, store and secrets on moto, end to end)"
-cargo test --workspace --locked -- --test-threads=4
+cargo test --workspace --locked -- --test-threads=4 2>&1 | tee target/test-output.log
+
+# One closing line for the whole run (cargo's own last line is an empty doc-test run).
+awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i+1) ~ /^passed;/) p += $i; if ($(i+1) ~ /^failed;/) f += $i } }
+     END { printf "tests: %d passed, %d failed\n", p, f }' target/test-output.log

@@ -91,10 +91,10 @@ impl OpenApi {
                 .flatten(),
         );
         for f in fields {
-            if let Some(id) = f.get("identifier").and_then(Value::as_str) {
-                if !seen.insert(id.to_owned()) {
-                    errors.push(format!("identifier {id:?} is used twice"));
-                }
+            if let Some(id) = f.get("identifier").and_then(Value::as_str)
+                && !seen.insert(id.to_owned())
+            {
+                errors.push(format!("identifier {id:?} is used twice"));
             }
         }
         if errors.is_empty() {

@@ -1,0 +1,324 @@
+//! Fakes of the two parties we cannot run: Ashby's `assessment.update` endpoint and a vendor.
+//! Both are real HTTP servers on loopback that check what they receive against the published
+//! contract (Ashby's OpenAPI from `../shared`, Standard Webhooks signatures) and record it, with
+//! switchable behaviour for failure tests.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use base64::Engine;
+use hub_local::openapi::OpenApi;
+use serde_json::{Value, json};
+
+/// Ashby's published contract: the ground truth beside the repository.
+pub fn ashby_openapi() -> OpenApi {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../shared/ashby/assessments-openapi.json");
+    let text = std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("reading {}: {e}", path.display()));
+    OpenApi::parse(&text).expect("the OpenAPI document parses")
+}
+
+/// How the fake Ashby answers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AshbyMode {
+    Accept,
+    ServerError,
+    /// HTTP 200 with `success: false`, as Ashby does for some errors.
+    SuccessFalse,
+}
+
+#[derive(Debug, Clone)]
+pub struct ReceivedUpdate {
+    pub body: Value,
+    pub api_key: Option<String>,
+    pub content_type: Option<String>,
+    pub user_agent: Option<String>,
+    /// Everything wrong with it per the contract; empty when it conforms.
+    pub violations: Vec<String>,
+    /// Whether the fake accepted it (mode `Accept` and no violations).
+    pub accepted: bool,
+}
+
+pub struct FakeAshby {
+    pub base_url: String,
+    api_key: String,
+    api: OpenApi,
+    mode: Mutex<AshbyMode>,
+    received: Mutex<Vec<ReceivedUpdate>>,
+}
+
+impl FakeAshby {
+    pub async fn start(api_key: &str) -> Arc<Self> {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind loopback");
+        let addr = listener.local_addr().expect("local addr");
+        let me = Arc::new(Self {
+            base_url: format!("http://{addr}"),
+            api_key: api_key.to_owned(),
+            api: ashby_openapi(),
+            mode: Mutex::new(AshbyMode::Accept),
+            received: Mutex::new(Vec::new()),
+        });
+        let router = axum::Router::new()
+            .route("/assessment.update", post(ashby_update))
+            .with_state(me.clone());
+        tokio::spawn(async move {
+            let _ = axum::serve(listener, router).await;
+        });
+        me
+    }
+
+    pub fn set_mode(&self, mode: AshbyMode) {
+        *self.mode.lock().unwrap() = mode;
+    }
+
+    pub fn received(&self) -> Vec<ReceivedUpdate> {
+        self.received.lock().unwrap().clone()
+    }
+
+    /// Accepted update bodies for one assessment, in arrival order.
+    pub fn accepted_for(&self, assessment_id: &str) -> Vec<Value> {
+        self.received()
+            .into_iter()
+            .filter(|u| u.accepted && u.body["assessment_id"] == assessment_id)
+            .map(|u| u.body)
+            .collect()
+    }
+
+    /// Waits until `n` updates for the assessment were accepted, or panics after `timeout`.
+    pub async fn wait_for(&self, assessment_id: &str, n: usize, timeout: Duration) -> Vec<Value> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let got = self.accepted_for(assessment_id);
+            if got.len() >= n {
+                return got;
+            }
+            if tokio::time::Instant::now() > deadline {
+                panic!(
+                    "expected {n} accepted updates for {assessment_id}, got {}: {:#?}",
+                    got.len(),
+                    self.received()
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
+
+fn basic_user(headers: &HeaderMap) -> Option<String> {
+    let v = headers.get("authorization")?.to_str().ok()?;
+    let decoded = base64::engine::general_purpose::STANDARD
+        .decode(v.strip_prefix("Basic ")?)
+        .ok()?;
+    let text = String::from_utf8(decoded).ok()?;
+    let (user, pass) = text.split_once(':')?;
+    pass.is_empty().then(|| user.to_owned())
+}
+
+async fn ashby_update(
+    State(s): State<Arc<FakeAshby>>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Response {
+    let api_key = basic_user(&headers);
+    let header = |n: &str| {
+        headers
+            .get(n)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned)
+    };
+    let content_type = header("content-type");
+    let user_agent = header("user-agent");
+    let parsed: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+    let mut violations = s.api.check_update(&parsed).err().unwrap_or_default();
+    if api_key.as_deref() != Some(s.api_key.as_str()) {
+        violations.push("wrong or missing Ashby API key".into());
+    }
+    if content_type.as_deref() != Some("application/json") {
+        violations.push(format!("content-type is {content_type:?}"));
+    }
+    if user_agent.as_deref().is_none_or(str::is_empty) {
+        violations.push("no User-Agent".into());
+    }
+    let mode = *s.mode.lock().unwrap();
+    let accepted = mode == AshbyMode::Accept && violations.is_empty();
+    s.received.lock().unwrap().push(ReceivedUpdate {
+        body: parsed,
+        api_key,
+        content_type,
+        user_agent,
+        violations: violations.clone(),
+        accepted,
+    });
+    match mode {
+        AshbyMode::ServerError => (StatusCode::INTERNAL_SERVER_ERROR, "boom").into_response(),
+        AshbyMode::SuccessFalse => Json(json!({"success": false, "errors": ["x"],
+            "errorInfo": {"code": "internal_error", "message": "try later"}}))
+        .into_response(),
+        AshbyMode::Accept if violations.is_empty() => {
+            Json(json!({"success": true, "results": {}})).into_response()
+        }
+        AshbyMode::Accept => Json(json!({"success": false, "errors": ["invalid_input"],
+            "errorInfo": {"code": "invalid_input", "message": violations.join("; ")}}))
+        .into_response(),
+    }
+}
+
+/// How the fake vendor answers orders and cancels.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum VendorMode {
+    Accept,
+    Reject(String),
+    ServerError,
+    /// Sleep this long before accepting (beyond the hub's timeout → a timeout).
+    Slow(Duration),
+}
+
+#[derive(Debug, Clone)]
+pub struct ReceivedOrder {
+    pub body: Value,
+    pub webhook_id: String,
+    pub signature_ok: bool,
+}
+
+pub struct FakeVendor {
+    pub order_url: String,
+    secret: String,
+    mode: Mutex<VendorMode>,
+    received: Mutex<Vec<ReceivedOrder>>,
+    http: reqwest::Client,
+}
+
+impl FakeVendor {
+    pub async fn start(secret: &str) -> Arc<Self> {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind loopback");
+        let addr = listener.local_addr().expect("local addr");
+        let me = Arc::new(Self {
+            order_url: format!("http://{addr}/orders"),
+            secret: secret.to_owned(),
+            mode: Mutex::new(VendorMode::Accept),
+            received: Mutex::new(Vec::new()),
+            http: reqwest::Client::new(),
+        });
+        let router = axum::Router::new()
+            .route("/orders", post(vendor_order))
+            .with_state(me.clone());
+        tokio::spawn(async move {
+            let _ = axum::serve(listener, router).await;
+        });
+        me
+    }
+
+    pub fn set_mode(&self, mode: VendorMode) {
+        *self.mode.lock().unwrap() = mode;
+    }
+
+    pub fn received(&self) -> Vec<ReceivedOrder> {
+        self.received.lock().unwrap().clone()
+    }
+
+    /// Requests of one type (`assessment.requested` / `assessment.cancelled`).
+    pub fn of_type(&self, kind: &str) -> Vec<ReceivedOrder> {
+        self.received()
+            .into_iter()
+            .filter(|o| o.body["type"] == kind)
+            .collect()
+    }
+
+    /// Posts a callback signed with the vendor's secret. Returns status and JSON body.
+    pub async fn callback(&self, url: &str, webhook_id: &str, body: &Value) -> (u16, Value) {
+        let text = body.to_string();
+        self.callback_raw(url, webhook_id, text.as_bytes(), &self.secret, 0)
+            .await
+    }
+
+    /// Posts raw bytes signed with any secret, the timestamp shifted by `skew_s` seconds.
+    pub async fn callback_raw(
+        &self,
+        url: &str,
+        webhook_id: &str,
+        body: &[u8],
+        secret: &str,
+        skew_s: i64,
+    ) -> (u16, Value) {
+        let ts = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs() as i64
+            + skew_s;
+        let sig = standardwebhooks::Webhook::new(secret)
+            .unwrap()
+            .sign(webhook_id, ts, body)
+            .unwrap();
+        let resp = self
+            .http
+            .post(url)
+            .header("content-type", "application/json")
+            .header("webhook-id", webhook_id)
+            .header("webhook-timestamp", ts.to_string())
+            .header("webhook-signature", sig)
+            .body(body.to_vec())
+            .send()
+            .await
+            .expect("callback request");
+        let status = resp.status().as_u16();
+        let json = resp.json().await.unwrap_or(Value::Null);
+        (status, json)
+    }
+}
+
+async fn vendor_order(
+    State(s): State<Arc<FakeVendor>>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Response {
+    let signature_ok = standardwebhooks::Webhook::new(&s.secret)
+        .unwrap()
+        .verify(&body, &headers)
+        .is_ok();
+    let webhook_id = headers
+        .get("webhook-id")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+    let parsed: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+    s.received.lock().unwrap().push(ReceivedOrder {
+        body: parsed.clone(),
+        webhook_id,
+        signature_ok,
+    });
+    if !signature_ok {
+        return (
+            StatusCode::UNAUTHORIZED,
+            Json(json!({"message": "bad signature"})),
+        )
+            .into_response();
+    }
+    let mode = s.mode.lock().unwrap().clone();
+    match mode {
+        VendorMode::Accept => {}
+        VendorMode::Reject(message) => {
+            return (
+                StatusCode::UNPROCESSABLE_ENTITY,
+                Json(json!({ "message": message })),
+            )
+                .into_response();
+        }
+        VendorMode::ServerError => {
+            return (StatusCode::SERVICE_UNAVAILABLE, "down").into_response();
+        }
+        VendorMode::Slow(d) => tokio::time::sleep(d).await,
+    }
+    let id = parsed["assessment_id"].as_str().unwrap_or_default();
+    Json(json!({"vendor_reference": format!("ref-{id}"), "status_label": "Invitation sent"}))
+        .into_response()
+}

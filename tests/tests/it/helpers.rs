@@ -1,0 +1,434 @@
+//! Shared set-up: a hub under test (the local hub in-process, or the compiled Lambda functions
+//! under the Runtime API emulator against moto), with a fake Ashby and fake vendors wired in, and
+//! a client that speaks to it as Ashby does.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use base64::Engine;
+use hub::domain::{Package, PackageId, PackageRef, Tenant, TenantId, TokenHash, Vendor, VendorId};
+use hub::secrets::{SecretSource, SecretsManagerSource};
+use hub::store::{DynamoDbStore, Store};
+use hub_local::openapi::OpenApi;
+use hub_local::server::RunningHub;
+use hub_tests::fakes::{FakeAshby, FakeVendor, ashby_openapi};
+use hub_tests::lambda::{FunctionSpec, LambdaHost};
+use secrecy::SecretString;
+use serde_json::{Value, json};
+
+pub const VENDOR_SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+pub const RIVAL_SECRET: &str = "whsec_QUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUE=";
+pub const CANDIDATE_EMAIL: &str = "ada.lovelace@candidate.example";
+pub const CANDIDATE_FIRST: &str = "Adaxyz";
+pub const CANDIDATE_LAST: &str = "Lovelacexyz";
+
+pub enum Host {
+    Local(RunningHub),
+    Lambda(LambdaHost),
+}
+
+/// Everything a test needs: the hub's URL, two tenants, two vendors, a fake Ashby per tenant.
+pub struct Fixture {
+    pub base_url: String,
+    pub host: Host,
+    /// Globex: has `acme/criminal-basic` enabled (and not `acme/premium`).
+    pub token: String,
+    /// Initech: another tenant, with the same package enabled.
+    pub other_token: String,
+    pub vendor: Arc<FakeVendor>,
+    /// A second vendor, Rival, whose assessments Acme must not touch.
+    pub rival: Arc<FakeVendor>,
+    pub ashby: Arc<FakeAshby>,
+    pub other_ashby: Arc<FakeAshby>,
+    pub type_id: String,
+    pub disabled_type_id: String,
+    pub rival_type_id: String,
+    pub api: OpenApi,
+    http: reqwest::Client,
+}
+
+fn package(id: &str, name: &str) -> Package {
+    Package {
+        id: PackageId::parse(id).unwrap(),
+        name: name.into(),
+        description: format!("{name} (test)"),
+    }
+}
+
+fn pref(s: &str) -> PackageRef {
+    PackageRef::parse(s).unwrap()
+}
+
+struct Registry {
+    vendors: Vec<(Vendor, &'static str)>,
+    tenants: Vec<(Tenant, String, String)>,
+}
+
+fn registry(
+    vendor: &FakeVendor,
+    rival: &FakeVendor,
+    ashby: &FakeAshby,
+    other: &FakeAshby,
+) -> Registry {
+    let acme = Vendor {
+        id: VendorId::parse("acme").unwrap(),
+        name: "Acme Checks".into(),
+        order_url: vendor.order_url.parse().unwrap(),
+        packages: vec![
+            package("criminal-basic", "Criminal record check"),
+            package("premium", "Premium check"),
+        ],
+    };
+    let rival_v = Vendor {
+        id: VendorId::parse("rival").unwrap(),
+        name: "Rival Tests".into(),
+        order_url: rival.order_url.parse().unwrap(),
+        packages: vec![package("coding", "Coding test")],
+    };
+    let tenant = |id: &str, ashby: &FakeAshby| Tenant {
+        id: TenantId::parse(id).unwrap(),
+        name: id.to_uppercase(),
+        ashby_base_url: ashby.base_url.parse().unwrap(),
+        packages: vec![pref("acme/criminal-basic"), pref("rival/coding")],
+        disabled: false,
+    };
+    Registry {
+        vendors: vec![(acme, VENDOR_SECRET), (rival_v, RIVAL_SECRET)],
+        tenants: vec![
+            (
+                tenant("globex", ashby),
+                format!("globex-token-{}", uuid::Uuid::new_v4()),
+                "globex-ashby-key".into(),
+            ),
+            (
+                tenant("initech", other),
+                format!("initech-token-{}", uuid::Uuid::new_v4()),
+                "initech-ashby-key".into(),
+            ),
+        ],
+    }
+}
+
+/// Short vendor timeouts so failure tests take seconds, not minutes.
+pub fn fast_env() -> Vec<(String, String)> {
+    [
+        ("HUB_VENDOR_TIMEOUT_MS", "1500"),
+        ("HUB_VENDOR_ATTEMPTS", "2"),
+        ("HUB_VENDOR_BACKOFF_MS", "50"),
+        ("HUB_ASHBY_TIMEOUT_MS", "2000"),
+    ]
+    .iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect()
+}
+
+impl Fixture {
+    async fn parties() -> (
+        Arc<FakeVendor>,
+        Arc<FakeVendor>,
+        Arc<FakeAshby>,
+        Arc<FakeAshby>,
+    ) {
+        (
+            FakeVendor::start(VENDOR_SECRET).await,
+            FakeVendor::start(RIVAL_SECRET).await,
+            FakeAshby::start("globex-ashby-key").await,
+            FakeAshby::start("initech-ashby-key").await,
+        )
+    }
+
+    fn assemble(
+        base_url: String,
+        host: Host,
+        reg: &Registry,
+        parties: (
+            Arc<FakeVendor>,
+            Arc<FakeVendor>,
+            Arc<FakeAshby>,
+            Arc<FakeAshby>,
+        ),
+    ) -> Self {
+        let (vendor, rival, ashby, other_ashby) = parties;
+        Self {
+            base_url,
+            host,
+            token: reg.tenants[0].1.clone(),
+            other_token: reg.tenants[1].1.clone(),
+            vendor,
+            rival,
+            ashby,
+            other_ashby,
+            type_id: pref("acme/criminal-basic").type_id().to_string(),
+            disabled_type_id: pref("acme/premium").type_id().to_string(),
+            rival_type_id: pref("rival/coding").type_id().to_string(),
+            api: ashby_openapi(),
+            http: reqwest::Client::new(),
+        }
+    }
+
+    /// The local hub, in-process, on an in-memory store.
+    pub async fn local() -> Self {
+        let parties = Self::parties().await;
+        let reg = registry(&parties.0, &parties.1, &parties.2, &parties.3);
+        let dir = std::env::temp_dir().join(format!("hub-test-{}", uuid::Uuid::new_v4()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("hub.toml");
+        std::fs::write(&path, to_toml(&reg)).unwrap();
+        let config = hub::Config::from_lookup(|k| {
+            fast_env()
+                .into_iter()
+                .find(|(key, _)| key == k)
+                .map(|(_, v)| v)
+        })
+        .unwrap();
+        let running = hub_local::server::start(hub_local::server::Options {
+            port: 0,
+            config: Some(path),
+            quiet: true,
+            hub_config: Some(config),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+        let base = running.base_url.as_str().trim_end_matches('/').to_owned();
+        Self::assemble(base, Host::Local(running), &reg, parties)
+    }
+
+    /// The four compiled Lambda functions under the Runtime API emulator, on DynamoDB and
+    /// Secrets Manager served by moto. `start_instances` processes serve `assessment.start`.
+    pub async fn lambda(start_instances: usize) -> Self {
+        let parties = Self::parties().await;
+        let reg = registry(&parties.0, &parties.1, &parties.2, &parties.3);
+        let sdk = hub_tests::aws::sdk_config().await;
+        let (ddb, table) = hub_tests::aws::fresh_table().await;
+        let prefix = format!("test-{}/", uuid::Uuid::new_v4());
+        let store = DynamoDbStore::new(ddb, table.clone());
+        let secrets = SecretsManagerSource::new(aws_sdk_secretsmanager::Client::new(&sdk));
+        seed(
+            &store,
+            &secrets,
+            &hub::secrets::SecretNames::new(prefix.clone()),
+            &reg,
+        )
+        .await;
+
+        let endpoint = std::env::var("HUB_TEST_AWS_ENDPOINT").unwrap();
+        let mut env = fast_env();
+        env.extend(
+            [
+                ("HUB_TABLE", table.as_str()),
+                ("HUB_SECRET_PREFIX", prefix.as_str()),
+                ("AWS_ENDPOINT_URL", endpoint.as_str()),
+                ("AWS_REGION", "us-east-1"),
+                ("AWS_ACCESS_KEY_ID", "test"),
+                ("AWS_SECRET_ACCESS_KEY", "test"),
+                ("RUST_LOG", "trace"),
+            ]
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string())),
+        );
+        let specs = vec![
+            FunctionSpec {
+                binary: "list-assessments",
+                routes: |p| p == "/assessment.list",
+                instances: 1,
+            },
+            FunctionSpec {
+                binary: "start-assessment",
+                routes: |p| p == "/assessment.start",
+                instances: start_instances,
+            },
+            FunctionSpec {
+                binary: "cancel",
+                routes: |p| p == "/assessment.cancel",
+                instances: 1,
+            },
+            FunctionSpec {
+                binary: "result-callback",
+                routes: |p| p.starts_with("/callbacks/"),
+                instances: 1,
+            },
+        ];
+        let host = LambdaHost::start(specs, &env).await;
+        let base = host.base_url.clone();
+        Self::assemble(base, Host::Lambda(host), &reg, parties)
+    }
+
+    pub async fn stop(self) {
+        match self.host {
+            Host::Local(h) => h.stop().await,
+            Host::Lambda(h) => h.stop().await,
+        }
+    }
+
+    /// Every log line the functions wrote (Lambda host only).
+    pub fn logs(&self) -> Vec<String> {
+        match &self.host {
+            Host::Lambda(h) => h.logs(),
+            Host::Local(_) => Vec::new(),
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base_url)
+    }
+
+    /// POSTs `body` with the trigger token as the Basic username, as Ashby does.
+    pub async fn call(&self, path: &str, token: &str, body: &Value) -> (u16, Value) {
+        let auth = format!(
+            "Basic {}",
+            base64::engine::general_purpose::STANDARD.encode(format!("{token}:"))
+        );
+        self.raw(path, Some(&auth), body.to_string().into_bytes())
+            .await
+    }
+
+    pub async fn raw(&self, path: &str, auth: Option<&str>, body: Vec<u8>) -> (u16, Value) {
+        let mut req = self
+            .http
+            .post(self.url(path))
+            .header("content-type", "application/json")
+            .body(body);
+        if let Some(a) = auth {
+            req = req.header("authorization", a);
+        }
+        let resp = req.send().await.unwrap();
+        let status = resp.status().as_u16();
+        let ct = resp
+            .headers()
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_owned();
+        let text = resp.text().await.unwrap();
+        let json = serde_json::from_str(&text).unwrap_or_else(|_| {
+            panic!("{path} answered {status} with a non-JSON body ({ct}): {text:?}")
+        });
+        (status, json)
+    }
+
+    pub fn start_body(&self, type_id: &str, application: &str) -> Value {
+        json!({
+            "assessment_type_id": type_id,
+            "candidate": {"ashby_id": "cand-1", "first_name": CANDIDATE_FIRST,
+                          "last_name": CANDIDATE_LAST, "email": CANDIDATE_EMAIL,
+                          "ashby_profile_url": "https://app.ashbyhq.com/candidates/cand-1"},
+            "application": {"ashby_id": application, "status": "Active"},
+            "job": {"ashby_id": "job-1", "name": "Backend Engineer", "req_id": "ENG-142",
+                    "ashby_job_url": "https://app.ashbyhq.com/jobs/job-1",
+                    "hiringTeam": [{"userId": "e9ed20fd-d45f-4aad-8a00-a19bfba0083e",
+                                    "firstName": "Grace", "lastName": "Hopper",
+                                    "email": "grace@customer.example", "role": "Hiring Manager"}]}
+        })
+    }
+
+    /// Starts an assessment for a fresh application; returns its id.
+    pub async fn start_ok(&self) -> String {
+        let app = format!("app-{}", uuid::Uuid::new_v4());
+        let (status, body) = self
+            .call(
+                "/assessment.start",
+                &self.token,
+                &self.start_body(&self.type_id, &app),
+            )
+            .await;
+        assert_eq!(status, 200, "{body}");
+        self.assert_valid("AssessmentStartSuccessResponse", &body);
+        body["results"]["assessment_id"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    }
+
+    /// Order requests the vendor received for one assessment (retries included).
+    pub fn orders_for(&self, id: &str) -> Vec<hub_tests::fakes::ReceivedOrder> {
+        self.vendor
+            .of_type("assessment.requested")
+            .into_iter()
+            .filter(|o| o.body["assessment_id"] == id)
+            .collect()
+    }
+
+    pub fn callback_url(&self, vendor: &str) -> String {
+        self.url(&format!("/callbacks/{vendor}"))
+    }
+
+    pub fn assert_valid(&self, schema: &str, body: &Value) {
+        if let Err(e) = self.api.check(schema, body) {
+            panic!("{schema} violated: {e:?}\n{body:#}");
+        }
+    }
+}
+
+/// Writes tenants, vendors and their secrets the way an operator would.
+async fn seed(
+    store: &dyn Store,
+    secrets: &dyn SecretSource,
+    names: &hub::secrets::SecretNames,
+    reg: &Registry,
+) {
+    for (v, secret) in &reg.vendors {
+        store.put_vendor(v).await.unwrap();
+        secrets
+            .put(&names.signing_secret(&v.id), &SecretString::from(*secret))
+            .await
+            .unwrap();
+    }
+    for (t, token, key) in &reg.tenants {
+        store
+            .put_tenant(t, &TokenHash::of(&SecretString::from(token.clone())))
+            .await
+            .unwrap();
+        secrets
+            .put(
+                &names.ashby_api_key(&t.id),
+                &SecretString::from(key.clone()),
+            )
+            .await
+            .unwrap();
+    }
+}
+
+fn to_toml(reg: &Registry) -> String {
+    let mut out = String::new();
+    for (v, secret) in &reg.vendors {
+        out.push_str(&format!(
+            "[[vendors]]\nid = \"{}\"\nname = \"{}\"\norder_url = \"{}\"\nsigning_secret = \"{}\"\n",
+            v.id, v.name, v.order_url, secret
+        ));
+        for p in &v.packages {
+            out.push_str(&format!(
+                "[[vendors.packages]]\nid = \"{}\"\nname = \"{}\"\ndescription = \"{}\"\n",
+                p.id, p.name, p.description
+            ));
+        }
+    }
+    for (t, token, key) in &reg.tenants {
+        let pkgs: Vec<String> = t.packages.iter().map(|p| format!("\"{p}\"")).collect();
+        out.push_str(&format!(
+            "[[tenants]]\nid = \"{}\"\nname = \"{}\"\ntrigger_token = \"{}\"\nashby_api_key = \"{}\"\nashby_base_url = \"{}\"\npackages = [{}]\n",
+            t.id, t.name, token, key, t.ashby_base_url, pkgs.join(", ")
+        ));
+    }
+    out
+}
+
+/// An application id no other test uses.
+pub fn fresh_app() -> String {
+    format!("app-{}", uuid::Uuid::new_v4())
+}
+
+/// Polls `f` until it returns `Some`, or panics with `what` after `timeout`.
+pub async fn eventually<T>(what: &str, timeout: Duration, mut f: impl FnMut() -> Option<T>) -> T {
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}

@@ -1,0 +1,200 @@
+//! The local hub (`hub-local`), in-process on its in-memory store: every scenario, plus what only
+//! the local server does (routing, the demo with the sandbox vendor and the Ashby stand-in).
+
+use std::time::Duration;
+
+use crate::helpers::{Fixture, eventually};
+use crate::scenarios as sc;
+
+#[tokio::test]
+async fn local_list_shows_the_enabled_packages() {
+    let f = Fixture::local().await;
+    sc::list_shows_the_enabled_packages(&f).await;
+    f.stop().await;
+}
+
+#[tokio::test]
+async fn local_missing_or_unknown_token_gets_401() {
+    let f = Fixture::local().await;
+    sc::a_missing_or_unknown_token_gets_401_and_nothing_else(&f).await;
+    sc::the_token_works_as_basic_password_or_bearer(&f).await;
+    f.stop().await;
+}
+
+#[tokio::test]
+async fn local_full_lifecycle_reaches_ashby_exactly_as_specified() {
+    let f = Fixture::local().await;
+    sc::a_full_lifecycle_reaches_ashby_exactly_as_specified(&f).await;
+    f.stop().await;
+}
+
+#[tokio::test]
+async fn local_repeated_start_returns_the_same_assessment() {
+    let f = Fixture::local().await;
+    sc::a_repeated_start_returns_the_same_assessment_and_orders_nothing_new(&f).await;
+    f.stop().await;
+}
+
+#[tokio::test]
+async fn local_twenty_concurrent_starts_place_one_order() {
+    let f = Fixture::local().await;
+    sc::concurrent_identical_starts_place_exactly_one_order(&f, 20).await;
+    f.stop().await;
+}
+
+#[tokio::test]
+async fn local_malformed_start_is_a_400_naming_the_field() {
+    let f = Fixture::local().await;
+    sc::a_malformed_start_is_a_400_naming_the_field_and_orders_nothing(&f).await;
+    f.stop().await;
+}
+
+#[tokio::test]
+async fn local_unknown_or_disabled_type_is_a_422() {
+    let f = Fixture::local().await;
+    sc::an_unknown_or_disabled_assessment_type_is_a_422_for_the_recruiter(&f).await;
+    f.stop().await;
+}
+
+#[tokio::test]
+async fn local_vendor_rejection_reaches_the_recruiter() {
+    let f = Fixture::local().await;
+    sc::a_vendor_rejection_reaches_the_recruiter_verbatim(&f).await;
+    f.stop().await;
+}
+
+#[tokio::test]
+async fn local_vendor_outage_is_a_503_and_a_retry_orders_once() {
+    let f = Fixture::local().await;
+    sc::a_vendor_outage_is_a_clear_503_and_a_retried_start_orders_once(&f).await;
+    f.stop().await;
+}
+
+#[tokio::test]
+async fn local_callbacks_are_verified_validated_and_scoped() {
+    let f = Fixture::local().await;
+    sc::callbacks_are_verified_validated_and_scoped_to_their_vendor(&f).await;
+    f.stop().await;
+}
+
+#[tokio::test]
+async fn local_ashby_outage_makes_the_vendor_retry_and_delivers_once() {
+    let f = Fixture::local().await;
+    sc::an_ashby_outage_makes_the_vendor_retry_and_the_update_arrives_once(&f).await;
+    f.stop().await;
+}
+
+#[tokio::test]
+async fn local_cancel_stops_the_check_once_for_its_tenant_only() {
+    let f = Fixture::local().await;
+    sc::cancel_stops_the_check_once_and_only_for_its_tenant(&f).await;
+    f.stop().await;
+}
+
+#[tokio::test]
+async fn local_oversized_body_is_a_413() {
+    let f = Fixture::local().await;
+    sc::an_oversized_body_is_a_413(&f).await;
+    f.stop().await;
+}
+
+#[tokio::test]
+async fn local_unknown_routes_and_methods_get_json_errors() {
+    let f = Fixture::local().await;
+    let resp = reqwest::Client::new()
+        .get(f.url("/assessment.list"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 405);
+    let body: serde_json::Value = resp.json().await.unwrap();
+    assert_eq!(body["errorInfo"]["code"], "method_not_allowed");
+    let (s, b) = f.raw("/assessment.nope", None, b"{}".to_vec()).await;
+    assert_eq!(s, 404, "{b}");
+    f.stop().await;
+}
+
+/// The README's first command: the demo tenant, the sandbox vendor and the Ashby stand-in.
+#[tokio::test]
+async fn the_demo_hub_runs_a_whole_assessment_with_its_sandbox_vendor() {
+    let hub = hub_local::server::start(hub_local::server::Options {
+        port: 0,
+        sandbox_delay: Duration::from_millis(100),
+        quiet: true,
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let base = hub.base_url.as_str().trim_end_matches('/').to_owned();
+    let token = hub.demo_token.clone().unwrap();
+    let http = reqwest::Client::new();
+    let list: serde_json::Value = http
+        .post(format!("{base}/assessment.list"))
+        .basic_auth(&token, Some(""))
+        .body("{}")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let type_id = list["results"][0]["assessment_type_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let start = serde_json::json!({
+        "assessment_type_id": type_id,
+        "candidate": {"ashby_id": "c", "first_name": "Ada", "last_name": "L", "email": "ada@example.com",
+                      "ashby_profile_url": "https://app.ashbyhq.com/c"},
+        "application": {"ashby_id": "a", "status": "Active"},
+        "job": {"ashby_id": "j", "name": "Engineer", "ashby_job_url": "https://app.ashbyhq.com/j"}
+    });
+    let resp = http
+        .post(format!("{base}/assessment.start"))
+        .basic_auth(&token, Some(""))
+        .json(&start)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 200);
+    let body: serde_json::Value = resp.json().await.unwrap();
+    let id = body["results"]["assessment_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let updates = eventually(
+        "the sandbox result in the Ashby stand-in",
+        Duration::from_secs(10),
+        || {
+            let got: Vec<_> = hub
+                .ashby
+                .accepted()
+                .into_iter()
+                .filter(|u| u["assessment_id"] == id.as_str())
+                .collect();
+            (got.len() >= 2).then_some(got)
+        },
+    )
+    .await;
+    assert!(updates[1]["assessment_result"].is_object(), "{updates:#?}");
+    let report = updates[1]["assessment_profile_url"]["value"]
+        .as_str()
+        .unwrap();
+    let page = http.get(report).send().await.unwrap();
+    assert_eq!(page.status().as_u16(), 200, "the Full report link opens");
+    hub.stop().await;
+}
+
+#[test]
+fn the_local_hubs_copy_of_the_ashby_spec_matches_the_ground_truth() {
+    let truth = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../shared/ashby/assessments-openapi.json"),
+    )
+    .unwrap();
+    assert_eq!(
+        hub_local::openapi::EMBEDDED_SPEC,
+        truth,
+        "infra/hub-local/ashby-openapi.json drifted from ../shared: copy it again"
+    );
+}
