@@ -48,6 +48,9 @@ PY
 echo "moto on 127.0.0.1:$PORT"
 
 export HUB_TEST_AWS_ENDPOINT="http://127.0.0.1:$PORT"
+# The usual AWS variables, so anything that loads the default AWS config (the local hub with
+# --table, the functions) reaches moto and never AWS.
+export AWS_ENDPOINT_URL="$HUB_TEST_AWS_ENDPOINT"
 export AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test AWS_REGION=us-east-1
 export HUB_BIN_DIR="$ROOT/target/debug"
 

@@ -117,10 +117,32 @@ async fn local_unknown_routes_and_methods_get_json_errors() {
 /// The README's first command: the demo tenant, the sandbox vendor and the Ashby stand-in.
 #[tokio::test]
 async fn the_demo_hub_runs_a_whole_assessment_with_its_sandbox_vendor() {
+    demo_round_trip(None).await;
+}
+
+/// The same with `--table`: DynamoDB and Secrets Manager (moto here) instead of memory.
+#[tokio::test]
+async fn the_demo_hub_runs_on_dynamodb_and_secrets_manager_with_table() {
+    assert!(
+        std::env::var_os("AWS_ENDPOINT_URL").is_some(),
+        "AWS_ENDPOINT_URL must point at the emulator: run ./infra/test.sh"
+    );
+    let table = format!("hub-local-{}", uuid::Uuid::new_v4());
+    demo_round_trip(Some(table.clone())).await;
+    let ddb = aws_sdk_dynamodb::Client::new(&hub_tests::aws::sdk_config().await);
+    let items = ddb.scan().table_name(&table).send().await.unwrap();
+    assert!(
+        items.count() > 3,
+        "tenants, vendors and the assessment are in the table"
+    );
+}
+
+async fn demo_round_trip(table: Option<String>) {
     let hub = hub_local::server::start(hub_local::server::Options {
         port: 0,
         sandbox_delay: Duration::from_millis(100),
         quiet: true,
+        table,
         ..Default::default()
     })
     .await
