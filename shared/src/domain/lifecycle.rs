@@ -22,6 +22,18 @@ pub enum Status {
 }
 
 impl Status {
+    /// Every status, for code that must enumerate them (DynamoDB condition expressions).
+    pub const ALL: [Status; 8] = [
+        Self::Ordering,
+        Self::Ordered,
+        Self::InProgress,
+        Self::Completed,
+        Self::Cancelled,
+        Self::Failed,
+        Self::Expired,
+        Self::Rejected,
+    ];
+
     pub fn is_terminal(self) -> bool {
         matches!(
             self,
@@ -221,16 +233,7 @@ mod tests {
 
     #[test]
     fn status_names_round_trip() {
-        for s in [
-            Status::Ordering,
-            Status::Ordered,
-            Status::InProgress,
-            Status::Completed,
-            Status::Cancelled,
-            Status::Failed,
-            Status::Expired,
-            Status::Rejected,
-        ] {
+        for s in Status::ALL {
             assert_eq!(Status::parse(s.as_str()), Some(s));
         }
     }

@@ -45,19 +45,6 @@ type Item = HashMap<String, AttributeValue>;
 /// `Unavailable`. Races resolve in one or two rounds; more means something is hammering the item.
 const MAX_ATTEMPTS: u32 = 5;
 
-/// Every status. DynamoDB cannot call `Status::is_terminal`, so "still live" is spelled out as a
-/// list in condition expressions; `tests::all_statuses_is_complete` guards this list.
-const ALL_STATUSES: [Status; 8] = [
-    Status::Ordering,
-    Status::Ordered,
-    Status::InProgress,
-    Status::Completed,
-    Status::Cancelled,
-    Status::Failed,
-    Status::Expired,
-    Status::Rejected,
-];
-
 /// Bumps the optimistic-concurrency version like `memory::bump`; uses `:one` and `:now`.
 const BUMP: &str = "#version = #version + :one, #updated_at_ms = :now";
 
@@ -582,7 +569,7 @@ impl Store for DynamoDbStore {
     }
 
     async fn record_cancelled(&self, id: AssessmentId, now_ms: i64) -> StoreResult<bool> {
-        let live: Vec<Status> = ALL_STATUSES
+        let live: Vec<Status> = Status::ALL
             .into_iter()
             .filter(|s| !s.is_terminal())
             .collect();
@@ -1170,7 +1157,7 @@ mod tests {
             Status::Expired => 6,
             Status::Rejected => 7,
         };
-        for (i, s) in ALL_STATUSES.into_iter().enumerate() {
+        for (i, s) in Status::ALL.into_iter().enumerate() {
             assert_eq!(index(s), i);
         }
     }
