@@ -8,9 +8,11 @@ use anyhow::Context;
 
 use crate::ashby::AshbyClient;
 use crate::config::Config;
+use crate::metrics::Metrics;
 use crate::secrets::{CachedSecrets, SecretNames, SecretSource, SecretsManagerSource};
 use crate::store::{DynamoDbStore, Store};
 use crate::vendor::VendorClient;
+use crate::vendor::url_policy::LoopbackHttp;
 
 /// Sent on every outbound call; Ashby's edge is reported to refuse requests without one.
 pub const USER_AGENT: &str = concat!(
@@ -26,6 +28,7 @@ pub struct App {
     pub names: SecretNames,
     pub ashby: AshbyClient,
     pub vendors: VendorClient,
+    pub metrics: Metrics,
 }
 
 impl App {
@@ -50,10 +53,16 @@ impl App {
                 config.vendor_timeout,
                 config.vendor_attempts,
                 config.vendor_backoff,
+                if config.allow_insecure_loopback {
+                    LoopbackHttp::Allow
+                } else {
+                    LoopbackHttp::Refuse
+                },
             ),
             config,
             store,
             secrets,
+            metrics: Metrics::from_env(),
         })
     }
 

@@ -23,6 +23,9 @@ pub mod vars {
     pub const VENDOR_ATTEMPTS: &str = "HUB_VENDOR_ATTEMPTS";
     pub const VENDOR_BACKOFF_MS: &str = "HUB_VENDOR_BACKOFF_MS";
     pub const ASHBY_TIMEOUT_MS: &str = "HUB_ASHBY_TIMEOUT_MS";
+    pub const RETRY_BASE_MS: &str = "HUB_RETRY_BASE_MS";
+    pub const DELIVERY_MAX_AGE_HOURS: &str = "HUB_DELIVERY_MAX_AGE_HOURS";
+    pub const ALLOW_INSECURE_LOOPBACK: &str = "HUB_ALLOW_INSECURE_LOOPBACK";
 }
 
 #[derive(Debug, Clone)]
@@ -40,6 +43,12 @@ pub struct Config {
     pub ashby_timeout: Duration,
     /// How long a processed `webhook-id` is remembered.
     pub webhook_retention: Duration,
+    /// First backoff after a failed delivery; it doubles per attempt (with jitter) up to an hour.
+    pub retry_base: Duration,
+    /// After this long undelivered, a delivery is marked dead and kept for manual redelivery.
+    pub delivery_max_age: Duration,
+    /// Allow vendor order URLs over plain http to loopback (local runs and tests only).
+    pub allow_insecure_loopback: bool,
 }
 
 impl Default for Config {
@@ -50,11 +59,14 @@ impl Default for Config {
             public_url: None,
             pii_retention: Duration::from_secs(30 * 86_400),
             secret_cache_ttl: Duration::from_secs(300),
-            vendor_timeout: Duration::from_millis(4_000),
-            vendor_attempts: 3,
+            vendor_timeout: Duration::from_millis(3_000),
+            vendor_attempts: 2,
             vendor_backoff: Duration::from_millis(200),
             ashby_timeout: Duration::from_millis(5_000),
             webhook_retention: Duration::from_secs(30 * 86_400),
+            retry_base: Duration::from_secs(30),
+            delivery_max_age: Duration::from_secs(72 * 3_600),
+            allow_insecure_loopback: false,
         }
     }
 }
@@ -119,6 +131,14 @@ impl Config {
                 .map(ms)
                 .unwrap_or(d.ashby_timeout),
             webhook_retention: d.webhook_retention,
+            retry_base: number(&get, vars::RETRY_BASE_MS, 1, 3_600_000)?
+                .map(ms)
+                .unwrap_or(d.retry_base),
+            delivery_max_age: number(&get, vars::DELIVERY_MAX_AGE_HOURS, 1, 24 * 365)?
+                .map(|h| Duration::from_secs(h * 3_600))
+                .unwrap_or(d.delivery_max_age),
+            allow_insecure_loopback: get(vars::ALLOW_INSECURE_LOOPBACK)
+                .is_some_and(|v| v == "1" || v.eq_ignore_ascii_case("true")),
         })
     }
 
@@ -156,7 +176,8 @@ mod tests {
     fn defaults_apply_and_a_bad_value_names_its_variable() {
         let c = from(&[("HUB_TABLE", "t")]).expect("valid");
         assert_eq!(c.require_table(), Ok("t"));
-        assert_eq!(c.vendor_attempts, 3);
+        assert_eq!(c.vendor_attempts, 2);
+        assert_eq!(c.retry_base, Duration::from_secs(30));
         let e = from(&[("HUB_VENDOR_ATTEMPTS", "lots")]).expect_err("invalid");
         assert_eq!(e.var, "HUB_VENDOR_ATTEMPTS");
         let e = from(&[])

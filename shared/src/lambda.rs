@@ -1,6 +1,9 @@
 //! What each function's `main` calls: logging, the app built once, then the Lambda runtime loop.
 
+use std::time::Duration;
+
 use lambda_http::{Body, Request, Response, service_fn};
+use lambda_runtime::LambdaEvent;
 
 use crate::app::App;
 use crate::handlers::{Endpoint, dispatch};
@@ -16,5 +19,33 @@ pub async fn serve(endpoint: Endpoint) -> Result<(), lambda_http::Error> {
     lambda_http::run(service_fn(move |req: Request| async move {
         Ok::<Response<Body>, std::convert::Infallible>(dispatch(app, endpoint, req).await)
     }))
+    .await
+}
+
+/// Deliveries one scheduled run looks at; more wait for the next run.
+const RUN_LIMIT: usize = 500;
+
+/// Serves the scheduled delivery run: each invocation (an EventBridge schedule event, whose
+/// content is ignored) retries what is due and answers with the run's counts.
+pub async fn serve_scheduled() -> Result<(), lambda_runtime::Error> {
+    crate::telemetry::init();
+    let app = App::from_env().await.map_err(|e| {
+        tracing::error!(error = format!("{e:#}"), "cold start failed");
+        e
+    })?;
+    let app = &app;
+    lambda_runtime::run(lambda_runtime::service_fn(
+        move |event: LambdaEvent<serde_json::Value>| async move {
+            // Leave headroom below the function timeout for the last call in flight.
+            let budget = event
+                .context
+                .deadline()
+                .duration_since(std::time::SystemTime::now())
+                .unwrap_or_default()
+                .saturating_sub(Duration::from_secs(15));
+            let report = crate::delivery::run_due(app, RUN_LIMIT, budget).await?;
+            Ok::<_, lambda_runtime::Error>(serde_json::to_value(report)?)
+        },
+    ))
     .await
 }

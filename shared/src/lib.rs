@@ -9,6 +9,7 @@ pub mod domain;
 pub mod error;
 pub mod handlers;
 pub mod lambda;
+pub mod metrics;
 pub mod secrets;
 pub mod store;
 pub mod telemetry;

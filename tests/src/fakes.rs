@@ -3,6 +3,7 @@
 //! contract (Ashby's OpenAPI from `../shared`, Standard Webhooks signatures) and record it, with
 //! switchable behaviour for failure tests.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -31,6 +32,15 @@ pub enum AshbyMode {
     ServerError,
     /// HTTP 200 with `success: false`, as Ashby does for some errors.
     SuccessFalse,
+    /// 429 with `Retry-After: N` seconds; `partner_wide` adds `X-RateLimit-Scope: integration-partner`.
+    RateLimited { retry_after_s: u64, partner_wide: bool },
+    /// 401: the tenant's key was revoked.
+    Unauthorized,
+    /// Answers only after this long (beyond the hub's timeout: a timeout).
+    Hang(Duration),
+    /// 500 on every `n`-th call the fake receives, accepting the others: `FailEvery(3)` fails a
+    /// third of the calls, spread evenly over concurrent senders.
+    FailEvery(u64),
 }
 
 #[derive(Debug, Clone)]
@@ -51,6 +61,7 @@ pub struct FakeAshby {
     api: OpenApi,
     mode: Mutex<AshbyMode>,
     received: Mutex<Vec<ReceivedUpdate>>,
+    calls: AtomicU64,
 }
 
 impl FakeAshby {
@@ -65,6 +76,7 @@ impl FakeAshby {
             api: ashby_openapi(),
             mode: Mutex::new(AshbyMode::Accept),
             received: Mutex::new(Vec::new()),
+            calls: AtomicU64::new(0),
         });
         let router = axum::Router::new()
             .route("/assessment.update", post(ashby_update))
@@ -148,6 +160,12 @@ async fn ashby_update(
         violations.push("no User-Agent".into());
     }
     let mode = *s.mode.lock().unwrap();
+    let call = s.calls.fetch_add(1, Ordering::Relaxed) + 1;
+    let mode = match mode {
+        AshbyMode::FailEvery(n) if call % n.max(1) == 0 => AshbyMode::ServerError,
+        AshbyMode::FailEvery(_) => AshbyMode::Accept,
+        m => m,
+    };
     let accepted = mode == AshbyMode::Accept && violations.is_empty();
     s.received.lock().unwrap().push(ReceivedUpdate {
         body: parsed,
@@ -157,8 +175,29 @@ async fn ashby_update(
         violations: violations.clone(),
         accepted,
     });
+    if let AshbyMode::Hang(d) = mode {
+        tokio::time::sleep(d).await;
+    }
     match mode {
-        AshbyMode::ServerError => (StatusCode::INTERNAL_SERVER_ERROR, "boom").into_response(),
+        AshbyMode::ServerError | AshbyMode::Hang(_) | AshbyMode::FailEvery(_) => {
+            (StatusCode::INTERNAL_SERVER_ERROR, "boom").into_response()
+        }
+        AshbyMode::RateLimited {
+            retry_after_s,
+            partner_wide,
+        } => {
+            let mut r = (StatusCode::TOO_MANY_REQUESTS, "slow down").into_response();
+            r.headers_mut()
+                .insert("retry-after", retry_after_s.to_string().parse().unwrap());
+            if partner_wide {
+                r.headers_mut().insert(
+                    "x-ratelimit-scope",
+                    "integration-partner".parse().unwrap(),
+                );
+            }
+            r
+        }
+        AshbyMode::Unauthorized => (StatusCode::UNAUTHORIZED, "revoked").into_response(),
         AshbyMode::SuccessFalse => Json(json!({"success": false, "errors": ["x"],
             "errorInfo": {"code": "internal_error", "message": "try later"}}))
         .into_response(),
@@ -186,6 +225,8 @@ pub struct ReceivedOrder {
     pub body: Value,
     pub webhook_id: String,
     pub signature_ok: bool,
+    /// Whether the fake accepted it (2xx), i.e. the vendor now holds the order.
+    pub accepted: bool,
 }
 
 pub struct FakeVendor {
@@ -291,10 +332,12 @@ async fn vendor_order(
         .unwrap_or_default()
         .to_owned();
     let parsed: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+    let mode = s.mode.lock().unwrap().clone();
     s.received.lock().unwrap().push(ReceivedOrder {
         body: parsed.clone(),
         webhook_id,
         signature_ok,
+        accepted: signature_ok && matches!(mode, VendorMode::Accept | VendorMode::Slow(_)),
     });
     if !signature_ok {
         return (
@@ -303,7 +346,6 @@ async fn vendor_order(
         )
             .into_response();
     }
-    let mode = s.mode.lock().unwrap().clone();
     match mode {
         VendorMode::Accept => {}
         VendorMode::Reject(message) => {

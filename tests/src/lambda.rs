@@ -127,7 +127,10 @@ struct Function {
 pub struct LambdaHost {
     pub base_url: String,
     functions: Arc<Vec<Function>>,
-    children: Vec<Child>,
+    /// The environment every function was started with (before per-function overrides).
+    env: Vec<(String, String)>,
+    /// Each process, with the name of its function.
+    children: Vec<(&'static str, Child)>,
     logs: Arc<Mutex<Vec<String>>>,
 }
 
@@ -141,6 +144,17 @@ impl LambdaHost {
     /// Starts every function with the environment `env` (plus the Lambda variables) and the
     /// gateway. Panics if a binary is missing: build them first (`cargo build --bins`).
     pub async fn start(specs: Vec<FunctionSpec>, env: &[(String, String)]) -> Self {
+        Self::start_with(specs, env, |_| Vec::new()).await
+    }
+
+    /// As [`LambdaHost::start`], plus `per_function(binary)`'s variables for that function's
+    /// processes, set last so that they win: e.g. an `AWS_ENDPOINT_URL` of its own, through which
+    /// a test records the AWS calls of each function apart.
+    pub async fn start_with(
+        specs: Vec<FunctionSpec>,
+        env: &[(String, String)],
+        per_function: impl Fn(&str) -> Vec<(String, String)>,
+    ) -> Self {
         let logs = Arc::new(Mutex::new(Vec::new()));
         let mut functions = Vec::new();
         let mut children = Vec::new();
@@ -182,6 +196,7 @@ impl LambdaHost {
                     )
                     .env("AWS_LAMBDA_LOG_STREAM_NAME", format!("instance-{i}"))
                     .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+                    .envs(per_function(spec.binary))
                     .stdout(Stdio::piped())
                     .stderr(Stdio::piped())
                     .kill_on_drop(true);
@@ -207,7 +222,7 @@ impl LambdaHost {
                         }
                     });
                 }
-                children.push(child);
+                children.push((spec.binary, child));
             }
             functions.push(Function {
                 routes: spec.routes,
@@ -227,14 +242,46 @@ impl LambdaHost {
         Self {
             base_url: format!("http://{addr}"),
             functions,
+            env: env.to_vec(),
             children,
             logs,
         }
     }
 
+    /// The value of `name` in the environment shared by every function (`HUB_TABLE`, ...).
+    pub fn env_var(&self, name: &str) -> Option<&str> {
+        self.env
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+
     /// Every line the functions printed so far (their structured logs).
     pub fn logs(&self) -> Vec<String> {
         self.logs.lock().unwrap().clone()
+    }
+
+    /// Invokes a function directly with `event` (as EventBridge invokes a scheduled function) and
+    /// returns its answer, or its error.
+    pub async fn invoke(&self, binary: &str, event: Value) -> Result<Value, Value> {
+        let f = self
+            .functions
+            .iter()
+            .find(|f| f.runtime.name == binary)
+            .unwrap_or_else(|| panic!("no function {binary}"));
+        let (tx, rx) = oneshot::channel();
+        f.queue
+            .send(Invocation {
+                request_id: uuid::Uuid::new_v4().to_string(),
+                event,
+                reply: tx,
+            })
+            .await
+            .unwrap();
+        tokio::time::timeout(Duration::from_secs(60), rx)
+            .await
+            .expect("the function answers within 60 s")
+            .expect("the function answers")
     }
 
     /// Init errors reported through the Runtime API.
@@ -245,8 +292,17 @@ impl LambdaHost {
             .collect()
     }
 
+    /// Kills every process of one function at once (SIGKILL), wherever it is in its work.
+    pub async fn kill(&mut self, binary: &str) {
+        for (name, c) in &mut self.children {
+            if *name == binary {
+                let _ = c.kill().await;
+            }
+        }
+    }
+
     pub async fn stop(mut self) {
-        for c in &mut self.children {
+        for (_, c) in &mut self.children {
             let _ = c.kill().await;
         }
     }

@@ -5,5 +5,6 @@
 #![allow(clippy::unwrap_used)]
 
 pub mod aws;
+pub mod aws_proxy;
 pub mod fakes;
 pub mod lambda;

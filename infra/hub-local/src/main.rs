@@ -6,14 +6,16 @@ use anyhow::{Context, bail};
 use hub_local::server::{Options, start};
 
 const USAGE: &str = "usage: hub-local [--port N] [--config FILE] [--public-url URL] \
-[--table NAME] [--sandbox-delay-ms N]
+[--table NAME] [--sandbox-delay-ms N] [--retry-interval-ms N]
 
   --port N             port on 127.0.0.1 (default 8000; 0 picks a free one)
   --config FILE        tenants and vendors from a TOML file instead of the built-in demo
   --public-url URL     base URL vendors call back to (default: this server's own)
   --table NAME         use this DynamoDB table and Secrets Manager (usual AWS variables,
                        AWS_ENDPOINT_URL included) instead of memory; created if missing
-  --sandbox-delay-ms N pause between the sandbox vendor's callbacks (default 3000)";
+  --sandbox-delay-ms N pause between the sandbox vendor's callbacks (default 3000)
+  --retry-interval-ms N how often owed deliveries are retried (default 5000); the first
+                       backoff after a failure is HUB_RETRY_BASE_MS (default 30000)";
 
 fn parse_args() -> anyhow::Result<Options> {
     let mut opts = Options::default();
@@ -38,6 +40,14 @@ fn parse_args() -> anyhow::Result<Options> {
                     value
                         .parse()
                         .context("--sandbox-delay-ms must be a number")?,
+                )
+            }
+            "--retry-interval-ms" => {
+                opts.retry_interval = Duration::from_millis(
+                    value
+                        .parse::<u64>()
+                        .context("--retry-interval-ms must be a number")?
+                        .max(10),
                 )
             }
             other => bail!("unknown flag {other}\n\n{USAGE}"),

@@ -38,6 +38,8 @@ pub struct Options {
     pub quiet: bool,
     /// Hub settings; read from the environment (`HUB_*`) when `None`.
     pub hub_config: Option<Config>,
+    /// How often the delivery queue is retried (the Lambda deployment's schedule, in-process).
+    pub retry_interval: Duration,
 }
 
 impl Default for Options {
@@ -50,6 +52,7 @@ impl Default for Options {
             sandbox_delay: Duration::from_secs(3),
             quiet: false,
             hub_config: None,
+            retry_interval: Duration::from_secs(5),
         }
     }
 }
@@ -62,11 +65,13 @@ pub struct RunningHub {
     pub app: Arc<App>,
     shutdown: Option<oneshot::Sender<()>>,
     task: tokio::task::JoinHandle<()>,
+    retry: tokio::task::JoinHandle<()>,
 }
 
 impl RunningHub {
     /// Stops serving and waits for the server task to end.
     pub async fn stop(mut self) {
+        self.retry.abort();
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());
         }
@@ -101,6 +106,8 @@ pub async fn start(opts: Options) -> anyhow::Result<RunningHub> {
         None => Config::from_env()?,
     };
     config.public_url = Some(public_url);
+    // Local vendors (the sandbox, a developer's stub) listen on plain http on loopback.
+    config.allow_insecure_loopback = true;
     config.table = opts.table.clone();
     let (store, secrets): (Arc<dyn Store>, Arc<dyn SecretSource>) = match &opts.table {
         None => (Arc::new(MemoryStore::new()), Arc::new(StaticSecrets::new())),
@@ -151,6 +158,7 @@ pub async fn start(opts: Options) -> anyhow::Result<RunningHub> {
             tracing::error!(error = %e, "local hub stopped");
         }
     });
+    let retry = tokio::spawn(retry_loop(app.clone(), opts.retry_interval));
     Ok(RunningHub {
         base_url,
         demo_token,
@@ -158,7 +166,19 @@ pub async fn start(opts: Options) -> anyhow::Result<RunningHub> {
         app,
         shutdown: Some(tx),
         task,
+        retry,
     })
+}
+
+/// The scheduled delivery run, in-process: what EventBridge does for the Lambda deployment.
+async fn retry_loop(app: Arc<App>, interval: Duration) {
+    loop {
+        tokio::time::sleep(interval).await;
+        let budget = interval.max(Duration::from_secs(30));
+        if let Err(e) = hub::delivery::run_due(&app, 500, budget).await {
+            tracing::warn!(error = %e, "scheduled delivery run failed");
+        }
+    }
 }
 
 async fn load_registry(app: &App, registry: &LocalConfig) -> anyhow::Result<()> {

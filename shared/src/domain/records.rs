@@ -64,10 +64,8 @@ pub struct Assessment {
     pub updated_at_ms: i64,
     /// `timestamp` of the last update queued for Ashby; the next one is strictly greater.
     pub last_update_ms: i64,
-    /// Sequence number of the last update queued for Ashby (0 = none).
+    /// Sequence number of the last delivery queued for this assessment (0 = none).
     pub update_seq: u64,
-    /// Until when a request holds the right to send the vendor order (0 = nobody).
-    pub order_lease_until_ms: i64,
     /// Optimistic-concurrency version, bumped by every write.
     pub version: u64,
 }
@@ -95,15 +93,123 @@ impl fmt::Debug for Candidate {
     }
 }
 
-/// An `assessment.update` body owed to Ashby, kept until Ashby has accepted it.
-#[derive(Clone, Debug, PartialEq)]
-pub struct OutboxUpdate {
+/// What a delivery carries, and so where it goes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum DeliveryKind {
+    /// An `assessment.update` to the tenant's Ashby.
+    AshbyUpdate,
+    /// An `assessment.requested` order to the vendor (carries candidate PII).
+    VendorOrder,
+    /// An `assessment.cancelled` to the vendor.
+    VendorCancel,
+}
+
+impl DeliveryKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::AshbyUpdate => "ashby_update",
+            Self::VendorOrder => "vendor_order",
+            Self::VendorCancel => "vendor_cancel",
+        }
+    }
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "ashby_update" => Self::AshbyUpdate,
+            "vendor_order" => Self::VendorOrder,
+            "vendor_cancel" => Self::VendorCancel,
+            _ => return None,
+        })
+    }
+    /// Deliveries to the same party go out in sequence; the two parties are independent.
+    pub fn to_vendor(self) -> bool {
+        !matches!(self, Self::AshbyUpdate)
+    }
+}
+
+/// Where a delivery stands.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum DeliveryState {
+    /// Owed: tried at `next_attempt_ms` by whoever takes its lease.
+    Pending,
+    /// The receiver accepted it; never sent again.
+    Delivered,
+    /// Gave up after the maximum age; kept for manual redelivery.
+    Dead(String),
+    /// Waiting for an operator (e.g. Ashby refused the tenant's API key).
+    Parked(String),
+}
+
+impl DeliveryState {
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::Pending => "pending",
+            Self::Delivered => "delivered",
+            Self::Dead(_) => "dead",
+            Self::Parked(_) => "parked",
+        }
+    }
+    pub fn reason(&self) -> Option<&str> {
+        match self {
+            Self::Dead(r) | Self::Parked(r) => Some(r),
+            _ => None,
+        }
+    }
+}
+
+/// A message the hub owes Ashby or a vendor, kept until it is accepted.
+#[derive(Clone, PartialEq)]
+pub struct Delivery {
     pub assessment_id: AssessmentId,
+    /// Per assessment, increasing; deliveries of one party go out in this order.
     pub seq: u64,
-    /// The exact JSON body to POST (already carries `timestamp`).
+    pub kind: DeliveryKind,
+    /// The exact JSON body to POST.
     pub body: String,
-    pub delivered: bool,
+    pub state: DeliveryState,
     pub attempts: u32,
+    pub created_ms: i64,
+    pub next_attempt_ms: i64,
+    /// Until when one request holds the right to send it (0 = nobody).
     pub lease_until_ms: i64,
+    /// Why the last attempt failed (no PII, no key).
     pub last_error: Option<String>,
+}
+
+impl fmt::Debug for Delivery {
+    // The body of a vendor order carries candidate PII: never print it.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Delivery")
+            .field("assessment_id", &self.assessment_id)
+            .field("seq", &self.seq)
+            .field("kind", &self.kind)
+            .field("state", &self.state)
+            .field("attempts", &self.attempts)
+            .field("created_ms", &self.created_ms)
+            .field("next_attempt_ms", &self.next_attempt_ms)
+            .field("lease_until_ms", &self.lease_until_ms)
+            .field("last_error", &self.last_error)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A delivery to add, written atomically with the state change that owes it.
+#[derive(Clone, PartialEq)]
+pub struct NewDelivery {
+    pub kind: DeliveryKind,
+    pub body: String,
+    /// When it may first be tried; a lease until then is held by the writer when
+    /// `leased_until_ms > 0` (it means to try at once itself).
+    pub next_attempt_ms: i64,
+    pub leased_until_ms: i64,
+    /// Unix seconds after which the store may delete it once settled (PII retention for orders).
+    pub expires_at_s: Option<i64>,
+}
+
+impl fmt::Debug for NewDelivery {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("NewDelivery")
+            .field("kind", &self.kind)
+            .field("next_attempt_ms", &self.next_attempt_ms)
+            .finish_non_exhaustive()
+    }
 }

@@ -1,14 +1,21 @@
-//! `POST /assessment.cancel`: stop the check at the vendor, record it, answer Ashby. Idempotent:
-//! cancelling a cancelled (or otherwise finished) assessment answers 200 and calls nobody.
+//! `POST /assessment.cancel`: record the cancellation together with the vendor cancel it owes,
+//! try the vendor at once, answer Ashby. The cancel is durable: a vendor that is down gets it from
+//! the delivery queue, and an order still queued is withdrawn instead of sent. Idempotent:
+//! cancelling a cancelled (or otherwise finished) assessment answers 200 and queues nothing.
 
 use http::StatusCode;
 use lambda_http::{Body, Request, Response};
 
 use crate::app::{App, now_ms};
 use crate::ashby::{CancelRequest, StartResponse, StartResults};
-use crate::domain::{AssessmentId, CancelEffect, on_cancel};
+use crate::delivery::{Announce, Party, flush};
+use crate::domain::{AssessmentId, CancelEffect, DeliveryKind, NewDelivery, Status, on_cancel};
 use crate::error::{ApiError, json_response};
-use crate::vendor::{CancelOrder, VendorError, VendorReply, cancel_message_id};
+use crate::store::{Change, ChangeOutcome, ChangeWrite, StoreError};
+use crate::vendor::CancelOrder;
+
+/// Attempts at recording a cancel when concurrent writers keep changing the assessment.
+const MAX_CONFLICTS: usize = 8;
 
 pub async fn handle(app: &App, req: &Request) -> Result<Response<Body>, ApiError> {
     let tenant = super::authenticate(app, req).await?;
@@ -16,70 +23,59 @@ pub async fn handle(app: &App, req: &Request) -> Result<Response<Body>, ApiError
     let id = AssessmentId::parse(&body.assessment_id)
         .map_err(|e| ApiError::bad_request(e.to_string()))?;
     tracing::Span::current().record("assessment_id", id.to_string());
-    // Another tenant's assessment is answered exactly like one that does not exist.
-    let assessment = app
-        .store
-        .assessment(id)
-        .await?
-        .filter(|a| a.tenant_id == tenant.id)
-        .ok_or_else(|| ApiError::NotFound {
-            code: "assessment_not_found",
-            message: "No assessment with this id exists for this account.".into(),
-        })?;
-    if on_cancel(assessment.status) == CancelEffect::CancelAtVendor {
-        let vendor = app
+    let not_found = || ApiError::NotFound {
+        code: "assessment_not_found",
+        message: "No assessment with this id exists for this account.".into(),
+    };
+    let cancel_body = serde_json::to_string(&CancelOrder::new(id))
+        .map_err(|e| ApiError::Internal(e.into()))?;
+    let mut recorded = false;
+    for _ in 0..MAX_CONFLICTS {
+        // Another tenant's assessment is answered exactly like one that does not exist.
+        let assessment = app
             .store
-            .vendor(&assessment.vendor_id)
+            .assessment(id)
             .await?
-            .ok_or_else(|| anyhow::anyhow!("vendor of a live assessment is missing"))?;
-        tracing::Span::current().record("vendor", vendor.id.as_str());
-        let secret = app
-            .secrets
-            .get(&app.names.signing_secret(&vendor.id))
-            .await?
-            .current;
-        let body =
-            serde_json::to_vec(&CancelOrder::new(id)).map_err(|e| ApiError::Internal(e.into()))?;
-        match app
-            .vendors
-            .send(&vendor.order_url, &secret, &cancel_message_id(id), &body)
-            .await
-        {
-            // 404: the vendor never had it (an order that timed out), so there is nothing to stop.
-            Ok(VendorReply::Accepted { .. }) | Err(VendorError::Refused(404)) => {}
-            Ok(VendorReply::Rejected { message }) => {
-                return Err(ApiError::Unprocessable {
-                    code: "vendor_refused_cancel",
-                    message,
-                });
-            }
-            Err(e @ VendorError::Unavailable { .. }) => {
-                return Err(ApiError::Unavailable {
-                    status: StatusCode::SERVICE_UNAVAILABLE,
-                    code: "vendor_unavailable",
-                    message: format!(
-                        "{} is not responding right now, so the assessment is not cancelled yet. \
-                         Please try again in a few minutes.",
-                        vendor.name
-                    ),
-                    detail: e.to_string(),
-                });
-            }
-            Err(e) => {
-                return Err(ApiError::Unavailable {
-                    status: StatusCode::BAD_GATEWAY,
-                    code: "vendor_error",
-                    message: format!(
-                        "{} could not process the cancellation because of a configuration \
-                         problem. Please contact your integration administrator.",
-                        vendor.name
-                    ),
-                    detail: e.to_string(),
-                });
-            }
+            .filter(|a| a.tenant_id == tenant.id)
+            .ok_or_else(not_found)?;
+        if on_cancel(assessment.status) == CancelEffect::AlreadyFinished {
+            recorded = true;
+            break;
         }
-        let changed = app.store.record_cancelled(id, now_ms()).await?;
-        tracing::info!(changed, "assessment cancelled");
+        let now = now_ms();
+        let write = ChangeWrite {
+            assessment_id: id,
+            marker: None,
+            change: Some(Change {
+                expected_version: assessment.version,
+                status: Status::Cancelled,
+                status_label: None,
+                rejection_message: None,
+                vendor_reference: None,
+                now_ms: now,
+                deliveries: vec![NewDelivery {
+                    kind: DeliveryKind::VendorCancel,
+                    body: cancel_body.clone(),
+                    next_attempt_ms: now,
+                    leased_until_ms: 0,
+                    expires_at_s: None,
+                }],
+                update_ms: None,
+            }),
+            settle: None,
+        };
+        if app.store.apply(&write).await? == ChangeOutcome::Applied {
+            tracing::info!("assessment cancelled");
+            let report = flush(app, id, Party::Vendor, Announce::No, true).await?;
+            if report.delivered == 0 {
+                tracing::info!("vendor cancel queued for retry");
+            }
+            recorded = true;
+            break;
+        }
+    }
+    if !recorded {
+        return Err(StoreError::Unavailable("too many concurrent changes".into()).into());
     }
     Ok(json_response(
         StatusCode::OK,

@@ -1,9 +1,9 @@
 //! `POST /callbacks/{vendor_id}`: a vendor reports progress or a result.
 //!
 //! Order of work: verify the signature over the raw body; parse; apply the transition together
-//! with the `webhook-id` marker and the Ashby update it owes (one atomic write); then deliver the
-//! owed updates. The vendor gets 2xx only once its news is stored and Ashby has it (or another
-//! request is delivering it); if Ashby fails it gets 503 and retries, which re-delivers.
+//! with the `webhook-id` marker and the Ashby update it owes (one atomic write); answer 200 once
+//! that write succeeded, after one immediate try at Ashby. An update Ashby did not take stays in
+//! the delivery queue and the scheduled run retries it: the vendor need not retry anything.
 
 use http::StatusCode;
 use lambda_http::{Body, Request, RequestExt, Response};
@@ -11,11 +11,12 @@ use serde_json::json;
 
 use crate::app::{App, now_ms};
 use crate::ashby::{DataField, UpdateRequest};
-use crate::delivery::{Flush, FlushError, flush};
+use crate::delivery::{Announce, Party, ashby_delivery, flush};
 use crate::domain::{Assessment, CallbackEffect, IN_PROGRESS_LABEL, Status, VendorId, on_callback};
 use crate::error::{ApiError, json_response};
+use crate::metrics::{dimensions, names};
 use crate::secrets::SecretError;
-use crate::store::{CallbackChange, CallbackOutcome, CallbackWrite, StoreError};
+use crate::store::{Change, ChangeOutcome, ChangeWrite, StoreError, WebhookMarker};
 use crate::vendor::{Callback, CallbackError, parse_callback, verify_signature};
 
 /// Attempts at applying a callback when concurrent writers keep changing the assessment.
@@ -39,6 +40,26 @@ fn unknown(what: &str) -> ApiError {
 }
 
 pub async fn handle(app: &App, req: &Request) -> Result<Response<Body>, ApiError> {
+    let outcome = receive(app, req).await;
+    match &outcome {
+        Ok(_) => app.metrics.count(names::CALLBACKS_ACCEPTED, 1),
+        Err(e) => app.metrics.count_with(
+            names::CALLBACKS_REJECTED,
+            dimensions::REASON,
+            match e {
+                ApiError::BadSignature(_) => "invalid_signature",
+                ApiError::BadRequest(_) => "invalid_input",
+                ApiError::NotFound { .. } => "not_found",
+                ApiError::PayloadTooLarge(_) => "payload_too_large",
+                _ => "hub_error",
+            },
+            1,
+        ),
+    }
+    outcome
+}
+
+async fn receive(app: &App, req: &Request) -> Result<Response<Body>, ApiError> {
     let vendor_id = vendor_id_from(req)
         .and_then(|s| VendorId::parse(&s).ok())
         .ok_or_else(|| unknown("vendor"))?;
@@ -68,25 +89,24 @@ pub async fn handle(app: &App, req: &Request) -> Result<Response<Body>, ApiError
         .await?
         .filter(|a| a.vendor_id == vendor.id)
         .ok_or_else(|| unknown("assessment"))?;
-    let tenant = app
-        .store
-        .tenant(&assessment.tenant_id)
-        .await?
-        .ok_or_else(|| anyhow::anyhow!("tenant of an assessment is missing"))?;
 
-    let marker_expires_at_s = now_ms() / 1000 + app.config.webhook_retention.as_secs() as i64;
+    let marker = WebhookMarker {
+        vendor_id: vendor.id.clone(),
+        webhook_id: verified.webhook_id.clone(),
+        expires_at_s: now_ms() / 1000 + app.config.webhook_retention.as_secs() as i64,
+    };
     let mut outcome = None;
     for _ in 0..MAX_CONFLICTS {
         let change = change_for(&assessment, &cb)?;
-        let write = CallbackWrite {
-            vendor_id: vendor.id.clone(),
-            webhook_id: verified.webhook_id.clone(),
-            marker_expires_at_s,
+        let to = change.as_ref().map(|c| c.status);
+        let write = ChangeWrite {
             assessment_id: assessment.id,
+            marker: Some(marker.clone()),
             change,
+            settle: None,
         };
-        match app.store.apply_callback(&write).await? {
-            CallbackOutcome::Conflict => {
+        match app.store.apply(&write).await? {
+            ChangeOutcome::Conflict => {
                 assessment = app
                     .store
                     .assessment(assessment.id)
@@ -94,7 +114,7 @@ pub async fn handle(app: &App, req: &Request) -> Result<Response<Body>, ApiError
                     .ok_or_else(|| unknown("assessment"))?;
             }
             done => {
-                outcome = Some((done, write.change.map(|c| c.status)));
+                outcome = Some((done, to));
                 break;
             }
         }
@@ -107,21 +127,15 @@ pub async fn handle(app: &App, req: &Request) -> Result<Response<Body>, ApiError
         to = transition.map(Status::as_str).unwrap_or("-"),
         "callback recorded"
     );
-
-    match flush(app, &tenant, assessment.id).await {
-        Ok(Flush::Delivered | Flush::InFlight) => {
-            Ok(json_response(StatusCode::OK, &json!({ "success": true })))
+    // The news is stored and its Ashby update queued: the vendor is done, whatever Ashby does
+    // now. Try the update at once; the scheduled run retries it if Ashby is down.
+    if outcome == ChangeOutcome::Applied && transition.is_some() {
+        let report = flush(app, assessment.id, Party::Ashby, Announce::Yes, false).await?;
+        if report.delivered == 0 && report.in_flight == 0 {
+            tracing::info!("Ashby update queued for retry");
         }
-        Ok(Flush::Failed(reason)) => Err(ApiError::Unavailable {
-            status: StatusCode::SERVICE_UNAVAILABLE,
-            code: "ashby_unavailable",
-            message: "The result is recorded but could not be passed on to Ashby yet; retry \
-                      this callback later."
-                .into(),
-            detail: reason,
-        }),
-        Err(FlushError::Store(e)) => Err(e.into()),
     }
+    Ok(json_response(StatusCode::OK, &json!({ "success": true })))
 }
 
 fn callback_error(e: CallbackError) -> ApiError {
@@ -132,7 +146,7 @@ fn callback_error(e: CallbackError) -> ApiError {
 }
 
 /// The write a callback makes on this version of the assessment, with the update it owes Ashby.
-fn change_for(a: &Assessment, cb: &Callback) -> Result<Option<CallbackChange>, ApiError> {
+fn change_for(a: &Assessment, cb: &Callback) -> Result<Option<Change>, ApiError> {
     let CallbackEffect::Transition(status) = on_callback(
         a.status,
         a.status_label.as_deref(),
@@ -182,13 +196,14 @@ fn change_for(a: &Assessment, cb: &Callback) -> Result<Option<CallbackChange>, A
             )
         }
     };
-    let body = serde_json::to_string(&update).map_err(|e| ApiError::Internal(e.into()))?;
-    Ok(Some(CallbackChange {
+    Ok(Some(Change {
         expected_version: a.version,
         status,
         status_label: stored_label,
+        rejection_message: None,
+        vendor_reference: None,
         now_ms: now,
-        update_body: body,
-        update_ms: ts,
+        deliveries: vec![ashby_delivery(&update, now)?],
+        update_ms: Some(ts),
     }))
 }

@@ -1,10 +1,12 @@
-//! `POST /assessment.start`: record the assessment, order it at the vendor, answer Ashby.
+//! `POST /assessment.start`: record the assessment with its vendor order, try the order at once,
+//! answer Ashby.
 //!
 //! Idempotency: the start key (tenant, application, assessment type) is taken with a conditional
-//! write together with the assessment record, so of two identical starts only one creates an
-//! assessment; the other finds it. Only the holder of the order lease sends the vendor order, so
-//! concurrent or retried starts place one order, and the vendor can still deduplicate on
-//! `assessment_id` and the stable `webhook-id` if a timed-out order did arrive.
+//! write together with the assessment record and its order delivery, so of two identical starts
+//! only one creates an assessment; the other finds it. The order is a durable delivery: only the
+//! holder of its lease sends it, so concurrent or retried starts place one order, and a vendor
+//! that is down gets the order later from the delivery queue (Ashby is told it is queued, then
+//! "Started" or why not).
 
 use std::time::Duration;
 
@@ -14,15 +16,21 @@ use lambda_http::{Body, Request, Response};
 
 use crate::app::{App, now_ms};
 use crate::ashby::{StartRequest, StartResponse, StartResults, UpdateRequest};
-use crate::domain::{Assessment, AssessmentId, Candidate, PackageRef, Status, Tenant, Vendor};
-use crate::error::{ApiError, json_response};
-use crate::store::{CreateOutcome, NewAssessment, StartKey};
-use crate::vendor::{
-    ORDER_TYPE, OrderJob, OrderRequest, VendorError, VendorReply, order_message_id,
+use crate::delivery::{Announce, Attempt, attempt, lease};
+use crate::domain::{
+    Assessment, AssessmentId, Candidate, Delivery, DeliveryKind, DeliveryState, NewDelivery,
+    PackageRef, Status, Tenant, Vendor,
 };
+use crate::error::{ApiError, json_response};
+use crate::metrics::names;
+use crate::store::{CreateOutcome, NewAssessment, Retry, StartKey};
+use crate::vendor::{ORDER_TYPE, OrderJob, OrderRequest};
 
 /// The status Ashby is told when an order is placed; "Started" makes Ashby record the start time.
 pub const STARTED_LABEL: &str = "Started";
+
+/// The status Ashby is told while the order waits in the delivery queue.
+pub const QUEUED_LABEL: &str = "Queued: the provider is not reachable yet; the hub keeps trying";
 
 const MAX_FIELD: usize = 2048;
 
@@ -57,8 +65,9 @@ pub async fn handle(app: &App, req: &Request) -> Result<Response<Body>, ApiError
     };
 
     let now = now_ms();
-    let lease = lease_ms(app);
     let id = AssessmentId::new();
+    let order_body = order_for(id)?;
+    let leased_until = now + lease(app).as_millis() as i64;
     let new = NewAssessment {
         assessment: Assessment {
             id,
@@ -68,14 +77,13 @@ pub async fn handle(app: &App, req: &Request) -> Result<Response<Body>, ApiError
             assessment_type_id: start.assessment_type_id,
             application_id: start.application.ashby_id.clone(),
             status: Status::Ordering,
-            status_label: Some(STARTED_LABEL.into()),
+            status_label: None,
             vendor_reference: None,
             rejection_message: None,
             created_at_ms: now,
             updated_at_ms: now,
             last_update_ms: now,
             update_seq: 0,
-            order_lease_until_ms: now + lease,
             version: 1,
         },
         start_key: StartKey {
@@ -83,20 +91,39 @@ pub async fn handle(app: &App, req: &Request) -> Result<Response<Body>, ApiError
             application_id: start.application.ashby_id.clone(),
             assessment_type_id: start.assessment_type_id,
         },
-        order_body: order_for(id)?,
-        pii_expires_at_s: now / 1000 + app.config.pii_retention.as_secs() as i64,
+        order: NewDelivery {
+            kind: DeliveryKind::VendorOrder,
+            body: order_body.clone(),
+            next_attempt_ms: now,
+            leased_until_ms: leased_until,
+            expires_at_s: Some(now / 1000 + app.config.pii_retention.as_secs() as i64),
+        },
     };
     match app.store.create_assessment(&new).await? {
         CreateOutcome::Created => {
             tracing::Span::current().record("assessment_id", id.to_string());
             tracing::info!(vendor = %vendor.id, "assessment created");
-            place_order(app, &vendor, &new.assessment, &new.order_body).await
+            app.metrics.count(names::ASSESSMENTS_STARTED, 1);
+            let order = Delivery {
+                assessment_id: id,
+                seq: 1,
+                kind: DeliveryKind::VendorOrder,
+                body: order_body,
+                state: DeliveryState::Pending,
+                attempts: 0,
+                created_ms: now,
+                next_attempt_ms: now,
+                lease_until_ms: leased_until,
+                last_error: None,
+            };
+            let mut assessment = new.assessment;
+            assessment.update_seq = 1;
+            order_now(app, &vendor, &assessment, &order).await
         }
         CreateOutcome::Existing(existing) => {
             tracing::Span::current().record("assessment_id", existing.id.to_string());
             tracing::info!("start repeated; resuming the live assessment");
-            let fallback = order_for(existing.id)?;
-            resume(app, &vendor, *existing, &fallback).await
+            resume(app, &vendor, *existing).await
         }
     }
 }
@@ -203,153 +230,99 @@ fn callback_url(app: &App, req: &Request, vendor: &Vendor) -> Result<String, Api
     Ok(format!("{base}/callbacks/{}", vendor.id))
 }
 
-fn lease_ms(app: &App) -> i64 {
-    (app.config.vendor_call_budget() + Duration::from_secs(5)).as_millis() as i64
-}
-
-/// A start for an assessment that already exists: answer as the first start did, ordering only
-/// if nobody has yet and nobody is doing it now.
-async fn resume(
-    app: &App,
-    vendor: &Vendor,
-    mut existing: Assessment,
-    fallback_order: &str,
-) -> Result<Response<Body>, ApiError> {
+/// A start for an assessment that already exists: answer as the first start did. If its order is
+/// being sent by a concurrent start, wait (bounded) for the vendor's answer; if it is queued and
+/// nobody holds it, try it once more now.
+async fn resume(app: &App, vendor: &Vendor, mut existing: Assessment) -> Result<Response<Body>, ApiError> {
     // Bounded so that waiting plus ordering stays well inside API Gateway's 30 s limit.
-    let deadline = now_ms() + MAX_RESUME_WAIT_MS.min(lease_ms(app));
+    let deadline = now_ms() + MAX_RESUME_WAIT_MS;
     loop {
-        match existing.status {
-            Status::Ordering => {
-                let now = now_ms();
-                if app
-                    .store
-                    .claim_order(existing.id, now, now + lease_ms(app))
-                    .await?
-                {
-                    let body = app
-                        .store
-                        .order_body(existing.id)
-                        .await?
-                        .unwrap_or_else(|| fallback_order.to_owned());
-                    return place_order(app, vendor, &existing, &body).await;
-                }
-                if now > deadline {
-                    return Err(ApiError::Unavailable {
-                        status: StatusCode::SERVICE_UNAVAILABLE,
-                        code: "start_in_progress",
-                        message: "This assessment is still being ordered. Please try again in a \
-                                  minute."
-                            .into(),
-                        detail: "order lease held past the wait deadline".into(),
-                    });
-                }
-                tokio::time::sleep(Duration::from_millis(200)).await;
-                existing = app
-                    .store
-                    .assessment(existing.id)
-                    .await?
-                    .context("assessment vanished while its start was resumed")?;
-            }
-            Status::Rejected => {
-                return Err(ApiError::Unprocessable {
-                    code: "vendor_rejected",
-                    message: existing
-                        .rejection_message
-                        .unwrap_or_else(|| "The provider could not accept this request.".into()),
-                });
-            }
-            _ => return Ok(started(&existing)),
+        if existing.status != Status::Ordering {
+            return answer(&existing);
         }
+        let order = app
+            .store
+            .open_deliveries(existing.id)
+            .await?
+            .into_iter()
+            .find(|d| d.kind == DeliveryKind::VendorOrder && d.state == DeliveryState::Pending);
+        let Some(order) = order else {
+            return answer(&existing);
+        };
+        let now = now_ms();
+        if order.lease_until_ms <= now {
+            let until = now + lease(app).as_millis() as i64;
+            if app.store.claim_delivery(existing.id, order.seq, now, until).await? {
+                return order_now(app, vendor, &existing, &order).await;
+            }
+        }
+        if now > deadline {
+            return answer(&existing);
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        existing = app
+            .store
+            .assessment(existing.id)
+            .await?
+            .context("assessment vanished while its start was resumed")?;
     }
 }
 
-/// Sends the order (the caller holds the lease) and records what the vendor said.
-async fn place_order(
+/// Tries the order (the caller holds its lease) and answers Ashby: started, refused by the vendor
+/// (422, the vendor's words), or queued for the delivery queue to retry.
+async fn order_now(
     app: &App,
     vendor: &Vendor,
     assessment: &Assessment,
-    body: &str,
+    order: &Delivery,
 ) -> Result<Response<Body>, ApiError> {
-    let id = assessment.id;
-    let secret = match app.secrets.get(&app.names.signing_secret(&vendor.id)).await {
-        Ok(s) => s.current,
-        Err(e) => {
-            release(app, id).await;
-            return Err(e.into());
+    match attempt(app, assessment, order, Announce::No).await? {
+        Attempt::Delivered => {
+            let mut a = assessment.clone();
+            a.status = Status::Ordered;
+            answer(&a)
         }
-    };
-    let reply = app
-        .vendors
-        .send(
-            &vendor.order_url,
-            &secret,
-            &order_message_id(id),
-            body.as_bytes(),
-        )
-        .await;
-    match reply {
-        Ok(VendorReply::Accepted {
-            vendor_reference, ..
-        }) => {
-            app.store
-                .record_order_accepted(id, vendor_reference.as_deref(), now_ms())
-                .await?;
-            tracing::info!("vendor accepted the order");
-            Ok(started(assessment))
+        Attempt::Rejected(message) => Err(ApiError::Unprocessable {
+            code: "vendor_rejected",
+            message,
+        }),
+        Attempt::Failed {
+            retry: Retry::At(_),
+            ..
+        } => {
+            tracing::info!("vendor unavailable; the order is queued");
+            answer(assessment)
         }
-        Ok(VendorReply::Rejected { message }) => {
-            app.store
-                .record_order_rejected(id, &message, now_ms())
-                .await?;
-            tracing::info!("vendor rejected the order");
-            Err(ApiError::Unprocessable {
+        Attempt::Failed { error, .. } => Err(ApiError::Unavailable {
+            status: StatusCode::BAD_GATEWAY,
+            code: "vendor_error",
+            message: format!(
+                "{} could not accept the order because of a configuration problem. Please \
+                 contact your integration administrator.",
+                vendor.name
+            ),
+            detail: error,
+        }),
+    }
+}
+
+/// Ashby's answer for an assessment as it stands: 200 with its id and current status, or the
+/// vendor's refusal.
+fn answer(a: &Assessment) -> Result<Response<Body>, ApiError> {
+    let label = match a.status {
+        Status::Rejected => {
+            return Err(ApiError::Unprocessable {
                 code: "vendor_rejected",
-                message,
-            })
+                message: a
+                    .rejection_message
+                    .clone()
+                    .unwrap_or_else(|| "The provider could not accept this request.".into()),
+            });
         }
-        Err(e) => {
-            release(app, id).await;
-            let (status, code, message) = match e {
-                VendorError::Unavailable { .. } => (
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "vendor_unavailable",
-                    format!(
-                        "{} is not responding right now. Please try starting the assessment \
-                         again in a few minutes.",
-                        vendor.name
-                    ),
-                ),
-                VendorError::Refused(_) | VendorError::BadSecret => (
-                    StatusCode::BAD_GATEWAY,
-                    "vendor_error",
-                    format!(
-                        "{} could not accept the order because of a configuration problem. \
-                         Please contact your integration administrator.",
-                        vendor.name
-                    ),
-                ),
-            };
-            Err(ApiError::Unavailable {
-                status,
-                code,
-                message,
-                detail: e.to_string(),
-            })
-        }
-    }
-}
-
-async fn release(app: &App, id: AssessmentId) {
-    if let Err(e) = app.store.release_order(id).await {
-        // The lease expires on its own; a retried start waits for that.
-        tracing::warn!(error = %e, "could not release the order lease");
-    }
-}
-
-/// Ashby's 200 for a placed order: the id, and the current status as an `assessment.update`.
-fn started(a: &Assessment) -> Response<Body> {
-    let label = a.status_label.as_deref().unwrap_or(STARTED_LABEL);
-    json_response(
+        Status::Ordering => QUEUED_LABEL,
+        _ => a.status_label.as_deref().unwrap_or(STARTED_LABEL),
+    };
+    Ok(json_response(
         StatusCode::OK,
         &StartResponse {
             success: true,
@@ -358,5 +331,5 @@ fn started(a: &Assessment) -> Response<Body> {
                 update_request: Some(UpdateRequest::status(a.id, a.last_update_ms, label)),
             },
         },
-    )
+    ))
 }

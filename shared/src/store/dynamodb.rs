@@ -1,18 +1,27 @@
-//! DynamoDB adapter: one table keyed by `pk`/`sk`, TTL on `expires_at`, no index. Every state
-//! change is a conditional UpdateItem or one TransactWriteItems, never a read followed by an
-//! unconditional write, so concurrent Lambdas get exactly the guarantees `MemoryStore` gives with
-//! its mutex. A failed condition is an answer (`false`, `Existing`, `Duplicate`, `Conflict`), never
-//! an error. Candidate PII lives only on the order-body item, which expires on its own TTL.
+//! DynamoDB adapter: one table keyed by `pk`/`sk`, TTL on `expires_at`, one sparse index (`due`).
+//! Every state change is a conditional UpdateItem or one TransactWriteItems, never a read followed
+//! by an unconditional write, so concurrent Lambdas get exactly the guarantees `MemoryStore` gives
+//! with its mutex. A failed condition is an answer (`false`, `Existing`, `Duplicate`, `Conflict`),
+//! never an error. Candidate PII lives only on vendor-order delivery items, which expire on their
+//! own TTL.
 //!
 //! Items (`pk` / `sk`):
-//! - `TENANT#<id>` / `TENANT`: the tenant and the hash of its current trigger token
-//! - `TOKEN#<sha256 hex>` / `TOKEN`: which tenant a token hash belongs to
-//! - `VENDOR#<id>` / `VENDOR`
+//! - `TENANT#<id>` / `TENANT`: the tenant, its trigger tokens' hashes (`tokens`: hash → when
+//!   added) and `rev`, a random value renewed by every write, for optimistic concurrency
+//! - `TOKEN#<sha256 hex>` / `TOKEN`: which tenant a token hash belongs to; a token is valid only
+//!   while this item points at the tenant and the tenant lists the hash
+//! - `VENDOR#<id>` / `VENDOR`: the vendor and its `rev`
 //! - `ASSESSMENT#<uuid>` / `ASSESSMENT`: the assessment, with `version` for optimistic concurrency
-//! - `ASSESSMENT#<uuid>` / `ORDER`: the vendor order body, until `expires_at`
-//! - `ASSESSMENT#<uuid>` / `UPDATE#<seq, 20 digits>`: the outbox, sorted by sequence number
+//! - `ASSESSMENT#<uuid>` / `DELIVERY#<seq, 20 digits>`: the delivery queue, sorted by sequence
+//!   number; a vendor order (candidate PII) only until `expires_at`
 //! - `START#<tenant>#<type>#<sha256 hex of application id>` / `START`: the start-idempotency key
 //! - `WEBHOOK#<vendor>#<webhook id>` / `WEBHOOK`: a processed callback, until `expires_at`
+//!
+//! Index `due` (keys only, `gsi1pk` / `gsi1sk`), eventually consistent, so every claim it leads to
+//! is conditional on the delivery itself:
+//! - `DUE` / `<next attempt ms, 20 digits>#<uuid>#<seq, 20 digits>`: a pending delivery
+//! - `STUCK` / `<created ms, 20 digits>#<uuid>#<seq, 20 digits>`: a parked or dead delivery
+//! - a delivered delivery has neither attribute, so it leaves the index
 
 use std::collections::{HashMap, HashSet};
 use std::str::FromStr;
@@ -22,21 +31,24 @@ use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::client::Waiters;
 use aws_sdk_dynamodb::error::{BuildError, ProvideErrorMetadata, SdkError};
+use aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{
-    AttributeDefinition, AttributeValue, BillingMode, Delete, KeySchemaElement, KeyType, Put,
-    ScalarAttributeType, TimeToLiveSpecification, TimeToLiveStatus, TransactWriteItem, Update,
+    AttributeDefinition, AttributeValue, BillingMode, CreateGlobalSecondaryIndexAction, Delete,
+    GlobalSecondaryIndex, GlobalSecondaryIndexUpdate, IndexStatus, KeySchemaElement, KeyType,
+    Projection, ProjectionType, Put, ScalarAttributeType, TimeToLiveSpecification,
+    TimeToLiveStatus, TransactWriteItem, Update,
 };
 use sha2::{Digest, Sha256};
 use url::Url;
 
 use super::{
-    CallbackOutcome, CallbackWrite, CreateOutcome, NewAssessment, StartKey, Store, StoreError,
-    StoreResult,
+    Change, ChangeOutcome, ChangeWrite, CreateOutcome, DueRef, MAX_TENANT_TOKENS, NewAssessment,
+    RegistryOutcome, Retry, StartKey, Store, StoreError, StoreResult, TenantEntry, TenantToken,
 };
 use crate::domain::{
-    Assessment, AssessmentId, AssessmentTypeId, OutboxUpdate, Package, PackageId, PackageRef,
-    Status, Tenant, TenantId, TokenHash, Vendor, VendorId,
+    Assessment, AssessmentId, AssessmentTypeId, Delivery, DeliveryKind, DeliveryState, NewDelivery,
+    Package, PackageId, PackageRef, Status, Tenant, TenantId, TokenHash, Vendor, VendorId,
 };
 
 type Item = HashMap<String, AttributeValue>;
@@ -47,6 +59,14 @@ const MAX_ATTEMPTS: u32 = 5;
 
 /// Bumps the optimistic-concurrency version like `memory::bump`; uses `:one` and `:now`.
 const BUMP: &str = "#version = #version + :one, #updated_at_ms = :now";
+
+/// The sparse index of deliveries not yet delivered, and its two partitions.
+const DUE_INDEX: &str = "due";
+const DUE: &str = "DUE";
+const STUCK: &str = "STUCK";
+
+/// The sort-key prefix of delivery items.
+const DELIVERY_PREFIX: &str = "DELIVERY#";
 
 #[derive(Clone)]
 pub struct DynamoDbStore {
@@ -62,29 +82,25 @@ impl DynamoDbStore {
         }
     }
 
-    /// Creates the table this store expects (on-demand billing, `pk`/`sk` strings, TTL on
-    /// `expires_at`) and waits until it is active. Idempotent: an existing table is kept.
+    /// Creates the table this store expects (on-demand billing, `pk`/`sk` strings, the sparse
+    /// `due` index, TTL on `expires_at`) and waits until it is active. Idempotent: an existing
+    /// table is kept, and given the `due` index if it lacks it.
     pub async fn create_table(client: &Client, name: &str) -> Result<(), StoreError> {
-        let attribute = |n: &str| {
-            AttributeDefinition::builder()
-                .attribute_name(n)
-                .attribute_type(ScalarAttributeType::S)
-                .build()
-        };
-        let key = |n: &str, t| {
-            KeySchemaElement::builder()
-                .attribute_name(n)
-                .key_type(t)
-                .build()
-        };
+        let index = GlobalSecondaryIndex::builder()
+            .index_name(DUE_INDEX)
+            .set_key_schema(Some(due_index_keys()?))
+            .projection(keys_only())
+            .build();
+        let mut attributes = vec![string_attribute("pk")?, string_attribute("sk")?];
+        attributes.extend(due_index_attributes()?);
         let created = client
             .create_table()
             .table_name(name)
             .billing_mode(BillingMode::PayPerRequest)
-            .attribute_definitions(built(attribute("pk"))?)
-            .attribute_definitions(built(attribute("sk"))?)
-            .key_schema(built(key("pk", KeyType::Hash))?)
-            .key_schema(built(key("sk", KeyType::Range))?)
+            .set_attribute_definitions(Some(attributes))
+            .key_schema(key_element("pk", KeyType::Hash)?)
+            .key_schema(key_element("sk", KeyType::Range)?)
+            .global_secondary_indexes(built(index)?)
             .send()
             .await;
         match created {
@@ -103,6 +119,7 @@ impl DynamoDbStore {
             .map_err(|_| {
                 StoreError::Unavailable("CreateTable: table did not become active".into())
             })?;
+        Self::ensure_due_index(client, name).await?;
         let ttl = client
             .describe_time_to_live()
             .table_name(name)
@@ -129,6 +146,54 @@ impl DynamoDbStore {
                 .map_err(|e| unavailable("UpdateTimeToLive", &e))?;
         }
         Ok(())
+    }
+
+    /// Adds the `due` index to a table made before it existed, and waits until it is active.
+    async fn ensure_due_index(client: &Client, name: &str) -> Result<(), StoreError> {
+        let mut added = false;
+        for _ in 0..150 {
+            let described = client
+                .describe_table()
+                .table_name(name)
+                .send()
+                .await
+                .map_err(|e| unavailable("DescribeTable", &e))?;
+            let status = described
+                .table()
+                .map(|t| t.global_secondary_indexes())
+                .unwrap_or_default()
+                .iter()
+                .find(|i| i.index_name() == Some(DUE_INDEX))
+                .map(|i| i.index_status().cloned());
+            match status {
+                Some(Some(IndexStatus::Active) | None) => return Ok(()),
+                Some(_) => {}
+                None if added => {}
+                None => {
+                    let create = CreateGlobalSecondaryIndexAction::builder()
+                        .index_name(DUE_INDEX)
+                        .set_key_schema(Some(due_index_keys()?))
+                        .projection(keys_only())
+                        .build();
+                    let update = GlobalSecondaryIndexUpdate::builder()
+                        .create(built(create)?)
+                        .build();
+                    client
+                        .update_table()
+                        .table_name(name)
+                        .set_attribute_definitions(Some(due_index_attributes()?))
+                        .global_secondary_index_updates(update)
+                        .send()
+                        .await
+                        .map_err(|e| unavailable("UpdateTable", &e))?;
+                    added = true;
+                }
+            }
+            tokio::time::sleep(Duration::from_secs(2)).await;
+        }
+        Err(StoreError::Unavailable(
+            "UpdateTable: the due index did not become active".into(),
+        ))
     }
 
     async fn get(&self, op: &'static str, key: Item) -> StoreResult<Option<Item>> {
@@ -289,6 +354,76 @@ impl DynamoDbStore {
             .map(|item| Fields::new("start key", &item).parse("assessment_id", parse_assessment_id))
             .transpose()
     }
+
+    /// `Conflict` for a write whose change cannot apply, unless its marker is already recorded:
+    /// then `Duplicate`, which wins as in `MemoryStore`. Versions only grow, so the change still
+    /// cannot apply when the marker is found absent.
+    async fn conflict_unless_duplicate(&self, w: &ChangeWrite) -> StoreResult<ChangeOutcome> {
+        if let Some(m) = &w.marker
+            && self
+                .get("apply", webhook_key(&m.vendor_id, &m.webhook_id))
+                .await?
+                .is_some()
+        {
+            return Ok(ChangeOutcome::Duplicate);
+        }
+        Ok(ChangeOutcome::Conflict)
+    }
+
+    /// Runs a query page by page, until it ends or `limit` items came back.
+    async fn query(
+        &self,
+        op: &'static str,
+        query: QueryFluentBuilder,
+        limit: usize,
+    ) -> StoreResult<Vec<Item>> {
+        let mut items = Vec::new();
+        let mut start: Option<Item> = None;
+        while items.len() < limit {
+            let page = query
+                .clone()
+                .limit(i32::try_from(limit - items.len()).unwrap_or(i32::MAX))
+                .set_exclusive_start_key(start.take())
+                .send()
+                .await
+                .map_err(|e| unavailable(op, &e))?;
+            items.extend(page.items.unwrap_or_default());
+            match page.last_evaluated_key {
+                Some(key) if !key.is_empty() => start = Some(key),
+                _ => break,
+            }
+        }
+        items.truncate(limit);
+        Ok(items)
+    }
+
+    /// Entries of the `due` index in one partition (`DUE` or `STUCK`), in sort-key order, up to
+    /// `upto` if given, at most `limit`. Keys only, and eventually consistent.
+    async fn index(
+        &self,
+        op: &'static str,
+        partition: &str,
+        upto: Option<String>,
+        limit: usize,
+    ) -> StoreResult<Vec<Item>> {
+        let keys = match upto {
+            Some(_) => "#gsi1pk = :partition AND #gsi1sk <= :upto",
+            None => "#gsi1pk = :partition",
+        };
+        let mut values = vec![val(":partition", s(partition))];
+        values.extend(upto.map(|u| val(":upto", s(u))));
+        let (names, values) = expression_maps(&[keys], values);
+        let query = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .index_name(DUE_INDEX)
+            .key_condition_expression(keys)
+            .set_expression_attribute_names(names)
+            .set_expression_attribute_values(values)
+            .scan_index_forward(true);
+        self.query(op, query, limit).await
+    }
 }
 
 /// How a transaction ended, when it did not fail outright.
@@ -305,59 +440,230 @@ fn failed_at(flags: &[bool], index: usize) -> bool {
     flags.get(index).copied().unwrap_or(false)
 }
 
+/// A tenant item as read, with the revision a conditional write of it must still find.
+struct TenantState {
+    tenant: Tenant,
+    tokens: Vec<TenantToken>,
+    rev: Option<String>,
+}
+
+/// The registry's reads and writes. Tenant and vendor items carry `rev`, a fresh random value on
+/// every write: a write conditional on the `rev` it read cannot land on a change made since, not
+/// even on a full replacement (a counter that `put_*` reset could come back to the same value).
+impl DynamoDbStore {
+    async fn tenant_state(
+        &self,
+        op: &'static str,
+        id: &TenantId,
+    ) -> StoreResult<Option<TenantState>> {
+        let Some(item) = self.get(op, tenant_key(id)).await? else {
+            return Ok(None);
+        };
+        Ok(Some(TenantState {
+            tenant: decode_tenant(id.clone(), &item)?,
+            tokens: decode_tokens(&item)?,
+            rev: Fields::new("tenant", &item).opt_s("rev")?,
+        }))
+    }
+
+    /// Writes `tenant` with `token` as its only token (`put_tenant` with `replace`,
+    /// `create_tenant` without). `None`: lost a race with another write; nothing was written.
+    async fn write_tenant(
+        &self,
+        op: &'static str,
+        tenant: &Tenant,
+        token: &TokenHash,
+        replace: bool,
+    ) -> StoreResult<Option<RegistryOutcome>> {
+        let current = self.tenant_state(op, &tenant.id).await?;
+        if current.is_some() && !replace {
+            return Ok(Some(RegistryOutcome::AlreadyExists));
+        }
+        let owner = self.token_owner(token).await?;
+        let taken_from = owner.clone().filter(|o| o != &tenant.id);
+        if taken_from.is_some() && !replace {
+            return Ok(Some(RegistryOutcome::TokenInUse));
+        }
+        let old_tokens = current
+            .as_ref()
+            .map(|c| c.tokens.clone())
+            .unwrap_or_default();
+        let added_at_ms = old_tokens
+            .iter()
+            .find(|t| t.hash == *token)
+            .map_or_else(clock_ms, |t| t.added_at_ms);
+        let (condition, values) = match &current {
+            Some(c) => rev_condition(&c.rev),
+            None => ("attribute_not_exists(#pk)", vec![]),
+        };
+        let only = [TenantToken {
+            hash: *token,
+            added_at_ms,
+        }];
+        let mut ops = vec![self.put_op(tenant_item(tenant, &only), Some(condition), values)?];
+        ops.push(self.token_put_op(token, &tenant.id, owner.as_ref())?);
+        if let Some(other) = &taken_from {
+            // The token moves here, so its old tenant must stop listing it.
+            if let Some(o) = self.tenant_state(op, other).await? {
+                let rest: Vec<TenantToken> =
+                    o.tokens.into_iter().filter(|t| t.hash != *token).collect();
+                ops.push(self.tokens_op(other, &rest, &o.rev)?);
+            }
+        }
+        for old in old_tokens.iter().filter(|t| t.hash != *token) {
+            // Only if it is still ours: tokens are random, but a hand-made reuse must not let
+            // this tenant revoke another tenant's token.
+            if self.token_owner(&old.hash).await?.as_ref() == Some(&tenant.id) {
+                ops.push(self.delete_op(
+                    token_key(&old.hash),
+                    "#tenant_id = :me",
+                    vec![val(":me", s(tenant.id.as_str()))],
+                )?);
+            }
+        }
+        match self.transact(op, ops).await? {
+            Tx::Committed => Ok(Some(RegistryOutcome::Done)),
+            Tx::ConditionFailed(_) | Tx::Contended => Ok(None),
+        }
+    }
+
+    /// Points a token item at `tenant`, conditional on it still pointing where it did when read.
+    fn token_put_op(
+        &self,
+        token: &TokenHash,
+        tenant: &TenantId,
+        owner: Option<&TenantId>,
+    ) -> StoreResult<TransactWriteItem> {
+        let (condition, values) = match owner {
+            None => ("attribute_not_exists(#pk)", vec![]),
+            Some(o) => ("#tenant_id = :owner", vec![val(":owner", s(o.as_str()))]),
+        };
+        self.put_op(token_item(token, tenant), Some(condition), values)
+    }
+
+    /// Sets a tenant's token list, conditional on the `rev` read with it. Also drops the
+    /// single `token_hash` of items written before tenants could hold several tokens.
+    fn tokens_op(
+        &self,
+        id: &TenantId,
+        tokens: &[TenantToken],
+        rev: &Option<String>,
+    ) -> StoreResult<TransactWriteItem> {
+        let (condition, mut values) = rev_condition(rev);
+        values.extend([
+            val(":tokens", tokens_value(tokens)),
+            val(":new_rev", new_rev()),
+        ]);
+        self.update_op(
+            tenant_key(id),
+            "SET #tokens = :tokens, #rev = :new_rev REMOVE #token_hash",
+            condition,
+            values,
+        )
+    }
+
+    /// Every item whose sort key is `sk`: a paginated Scan of the whole table, filtered. Meant
+    /// for operators listing the registry, never for a request path.
+    async fn scan_kind(&self, op: &'static str, sk: &str) -> StoreResult<Vec<Item>> {
+        let (names, values) = expression_maps(&["#sk = :sk"], vec![val(":sk", s(sk))]);
+        let scan = self
+            .client
+            .scan()
+            .table_name(&self.table)
+            .filter_expression("#sk = :sk")
+            .set_expression_attribute_names(names)
+            .set_expression_attribute_values(values)
+            .consistent_read(true);
+        let mut items = Vec::new();
+        let mut start: Option<Item> = None;
+        loop {
+            let page = scan
+                .clone()
+                .set_exclusive_start_key(start.take())
+                .send()
+                .await
+                .map_err(|e| unavailable(op, &e))?;
+            items.extend(page.items.unwrap_or_default());
+            match page.last_evaluated_key {
+                Some(key) if !key.is_empty() => start = Some(key),
+                _ => return Ok(items),
+            }
+        }
+    }
+}
+
+/// The condition that an item still has the `rev` it was read with (`None`: read without one).
+fn rev_condition(rev: &Option<String>) -> (&'static str, Vec<(String, AttributeValue)>) {
+    match rev {
+        Some(r) => ("#rev = :rev", vec![val(":rev", s(r))]),
+        None => (
+            "attribute_exists(#pk) AND attribute_not_exists(#rev)",
+            vec![],
+        ),
+    }
+}
+
+fn new_rev() -> AttributeValue {
+    s(uuid::Uuid::new_v4().simple().to_string())
+}
+
+/// The store's clock, for when a token was added.
+fn clock_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
 #[async_trait]
 impl Store for DynamoDbStore {
     async fn put_tenant(&self, tenant: &Tenant, token: &TokenHash) -> StoreResult<()> {
+        // Every write is conditional on what was read: of two concurrent replacements, the loser
+        // re-reads and deletes the winner's token item instead of leaving it behind.
         for attempt in 0..MAX_ATTEMPTS {
-            let old = match self.get("put_tenant", tenant_key(&tenant.id)).await? {
-                Some(item) => {
-                    Some(Fields::new("tenant", &item).parse("token_hash", TokenHash::from_hex)?)
-                }
-                None => None,
-            };
-            // Conditional on the tenant still holding the token read above: of two concurrent
-            // replacements, the loser re-reads and deletes the winner's token item instead of
-            // leaving it behind.
-            let (condition, values) = match old {
-                Some(h) => ("#token_hash = :old", vec![val(":old", s(h.to_hex()))]),
-                None => ("attribute_not_exists(#pk)", vec![]),
-            };
-            let mut ops = vec![
-                self.put_op(tenant_item(tenant, token), Some(condition), values)?,
-                self.put_op(token_item(token, &tenant.id), None, vec![])?,
-            ];
-            if let Some(old) = old.filter(|h| h != token) {
-                // Only if it is still ours: tokens are random, but a hand-made reuse must not let
-                // this tenant revoke another tenant's token.
-                if self.token_owner(&old).await?.as_ref() == Some(&tenant.id) {
-                    ops.push(self.delete_op(
-                        token_key(&old),
-                        "#tenant_id = :me",
-                        vec![val(":me", s(tenant.id.as_str()))],
-                    )?);
-                }
+            if self
+                .write_tenant("put_tenant", tenant, token, true)
+                .await?
+                .is_some()
+            {
+                return Ok(());
             }
-            match self.transact("put_tenant", ops).await? {
-                Tx::Committed => return Ok(()),
-                Tx::ConditionFailed(_) | Tx::Contended => backoff(attempt).await,
-            }
+            backoff(attempt).await;
         }
         Err(contended("put_tenant"))
+    }
+
+    async fn create_tenant(
+        &self,
+        tenant: &Tenant,
+        token: &TokenHash,
+    ) -> StoreResult<RegistryOutcome> {
+        for attempt in 0..MAX_ATTEMPTS {
+            if let Some(outcome) = self
+                .write_tenant("create_tenant", tenant, token, false)
+                .await?
+            {
+                return Ok(outcome);
+            }
+            backoff(attempt).await;
+        }
+        Err(contended("create_tenant"))
     }
 
     async fn tenant_by_token(&self, token: &TokenHash) -> StoreResult<Option<Tenant>> {
         let Some(id) = self.token_owner(token).await? else {
             return Ok(None);
         };
-        let Some(item) = self.get("tenant_by_token", tenant_key(&id)).await? else {
+        let Some(state) = self.tenant_state("tenant_by_token", &id).await? else {
             return Ok(None);
         };
-        let current = Fields::new("tenant", &item).parse("token_hash", TokenHash::from_hex)?;
-        if !current.ct_eq(token) {
-            return Ok(None);
-        }
-        let tenant = decode_tenant(id, &item)?;
-        Ok((!tenant.disabled).then_some(tenant))
+        // The token item alone is not enough: the tenant must list the hash too, so that a token
+        // item left behind by hand finds nothing. Every listed hash is compared, in constant
+        // time, so that the timing does not tell which one matched.
+        let listed = state
+            .tokens
+            .iter()
+            .fold(false, |found, t| t.hash.ct_eq(token) | found);
+        Ok((listed && !state.tenant.disabled).then_some(state.tenant))
     }
 
     async fn tenant(&self, id: &TenantId) -> StoreResult<Option<Tenant>> {
@@ -365,6 +671,141 @@ impl Store for DynamoDbStore {
             .await?
             .map(|item| decode_tenant(id.clone(), &item))
             .transpose()
+    }
+
+    async fn update_tenant(
+        &self,
+        id: &TenantId,
+        change: &(dyn for<'t> Fn(&'t mut Tenant) + Send + Sync),
+    ) -> StoreResult<Option<Tenant>> {
+        for attempt in 0..MAX_ATTEMPTS {
+            let Some(state) = self.tenant_state("update_tenant", id).await? else {
+                return Ok(None);
+            };
+            let mut next = state.tenant;
+            change(&mut next);
+            next.id = id.clone();
+            let (condition, mut values) = rev_condition(&state.rev);
+            values.extend([
+                val(":name", s(&next.name)),
+                val(":url", s(next.ashby_base_url.as_str())),
+                val(":packages", tenant_packages_value(&next.packages)),
+                val(":disabled", AttributeValue::Bool(next.disabled)),
+                val(":new_rev", new_rev()),
+            ]);
+            let written = self
+                .update(
+                    "update_tenant",
+                    tenant_key(id),
+                    "SET #name = :name, #ashby_base_url = :url, #packages = :packages, \
+                     #disabled = :disabled, #rev = :new_rev",
+                    condition,
+                    values,
+                )
+                .await?;
+            if written {
+                return Ok(Some(next));
+            }
+            backoff(attempt).await;
+        }
+        Err(contended("update_tenant"))
+    }
+
+    async fn add_tenant_token(
+        &self,
+        tenant: &TenantId,
+        token: &TokenHash,
+    ) -> StoreResult<RegistryOutcome> {
+        for attempt in 0..MAX_ATTEMPTS {
+            let Some(state) = self.tenant_state("add_tenant_token", tenant).await? else {
+                return Ok(RegistryOutcome::NotFound);
+            };
+            if state.tokens.iter().any(|t| t.hash == *token) {
+                return Ok(RegistryOutcome::Done);
+            }
+            let owner = self.token_owner(token).await?;
+            if owner.as_ref().is_some_and(|o| o != tenant) {
+                return Ok(RegistryOutcome::TokenInUse);
+            }
+            if state.tokens.len() >= MAX_TENANT_TOKENS {
+                return Ok(RegistryOutcome::TooManyTokens);
+            }
+            let mut tokens = state.tokens;
+            tokens.push(TenantToken {
+                hash: *token,
+                added_at_ms: clock_ms(),
+            });
+            let ops = vec![
+                self.tokens_op(tenant, &tokens, &state.rev)?,
+                self.token_put_op(token, tenant, owner.as_ref())?,
+            ];
+            match self.transact("add_tenant_token", ops).await? {
+                Tx::Committed => return Ok(RegistryOutcome::Done),
+                Tx::ConditionFailed(_) | Tx::Contended => backoff(attempt).await,
+            }
+        }
+        Err(contended("add_tenant_token"))
+    }
+
+    async fn revoke_tenant_token(
+        &self,
+        tenant: &TenantId,
+        token: &TokenHash,
+    ) -> StoreResult<RegistryOutcome> {
+        for attempt in 0..MAX_ATTEMPTS {
+            let Some(state) = self.tenant_state("revoke_tenant_token", tenant).await? else {
+                return Ok(RegistryOutcome::NotFound);
+            };
+            if !state.tokens.iter().any(|t| t.hash == *token) {
+                return Ok(RegistryOutcome::UnknownToken);
+            }
+            let rest: Vec<TenantToken> = state
+                .tokens
+                .into_iter()
+                .filter(|t| t.hash != *token)
+                .collect();
+            let mut ops = vec![self.tokens_op(tenant, &rest, &state.rev)?];
+            // A token item that points elsewhere is not ours to delete; unlisting the hash is
+            // enough to stop it working for this tenant.
+            if self.token_owner(token).await?.as_ref() == Some(tenant) {
+                ops.push(self.delete_op(
+                    token_key(token),
+                    "#tenant_id = :me",
+                    vec![val(":me", s(tenant.as_str()))],
+                )?);
+            }
+            match self.transact("revoke_tenant_token", ops).await? {
+                Tx::Committed => return Ok(RegistryOutcome::Done),
+                Tx::ConditionFailed(_) | Tx::Contended => backoff(attempt).await,
+            }
+        }
+        Err(contended("revoke_tenant_token"))
+    }
+
+    async fn tenant_tokens(&self, tenant: &TenantId) -> StoreResult<Vec<TenantToken>> {
+        Ok(self
+            .tenant_state("tenant_tokens", tenant)
+            .await?
+            .map(|s| s.tokens)
+            .unwrap_or_default())
+    }
+
+    async fn list_tenants(&self) -> StoreResult<Vec<TenantEntry>> {
+        let mut entries = self
+            .scan_kind("list_tenants", "TENANT")
+            .await?
+            .iter()
+            .map(|item| {
+                let id = Fields::new("tenant", item)
+                    .parse("pk", |pk| TenantId::parse(pk.strip_prefix("TENANT#")?).ok())?;
+                Ok(TenantEntry {
+                    tenant: decode_tenant(id, item)?,
+                    tokens: decode_tokens(item)?,
+                })
+            })
+            .collect::<StoreResult<Vec<_>>>()?;
+        entries.sort_by(|a, b| a.tenant.id.cmp(&b.tenant.id));
+        Ok(entries)
     }
 
     async fn put_vendor(&self, vendor: &Vendor) -> StoreResult<()> {
@@ -378,6 +819,28 @@ impl Store for DynamoDbStore {
         Ok(())
     }
 
+    async fn create_vendor(&self, vendor: &Vendor) -> StoreResult<RegistryOutcome> {
+        let created = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(vendor_item(vendor)))
+            .condition_expression("attribute_not_exists(#pk)")
+            .expression_attribute_names("#pk", "pk")
+            .send()
+            .await;
+        match created {
+            Ok(_) => Ok(RegistryOutcome::Done),
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|s| s.is_conditional_check_failed_exception()) =>
+            {
+                Ok(RegistryOutcome::AlreadyExists)
+            }
+            Err(e) => Err(unavailable("create_vendor", &e)),
+        }
+    }
+
     async fn vendor(&self, id: &VendorId) -> StoreResult<Option<Vendor>> {
         self.get("vendor", vendor_key(id))
             .await?
@@ -385,8 +848,70 @@ impl Store for DynamoDbStore {
             .transpose()
     }
 
+    async fn update_vendor(
+        &self,
+        id: &VendorId,
+        change: &(dyn for<'v> Fn(&'v mut Vendor) + Send + Sync),
+    ) -> StoreResult<Option<Vendor>> {
+        for attempt in 0..MAX_ATTEMPTS {
+            let Some(item) = self.get("update_vendor", vendor_key(id)).await? else {
+                return Ok(None);
+            };
+            let mut next = decode_vendor(id.clone(), &item)?;
+            change(&mut next);
+            next.id = id.clone();
+            let (condition, mut values) =
+                rev_condition(&Fields::new("vendor", &item).opt_s("rev")?);
+            values.extend([
+                val(":name", s(&next.name)),
+                val(":url", s(next.order_url.as_str())),
+                val(":packages", vendor_packages_value(&next.packages)),
+                val(":new_rev", new_rev()),
+            ]);
+            let written = self
+                .update(
+                    "update_vendor",
+                    vendor_key(id),
+                    "SET #name = :name, #order_url = :url, #packages = :packages, \
+                     #rev = :new_rev",
+                    condition,
+                    values,
+                )
+                .await?;
+            if written {
+                return Ok(Some(next));
+            }
+            backoff(attempt).await;
+        }
+        Err(contended("update_vendor"))
+    }
+
+    async fn list_vendors(&self) -> StoreResult<Vec<Vendor>> {
+        let mut vendors = self
+            .scan_kind("list_vendors", "VENDOR")
+            .await?
+            .iter()
+            .map(|item| {
+                let id = Fields::new("vendor", item)
+                    .parse("pk", |pk| VendorId::parse(pk.strip_prefix("VENDOR#")?).ok())?;
+                decode_vendor(id, item)
+            })
+            .collect::<StoreResult<Vec<_>>>()?;
+        vendors.sort_by(|a, b| a.id.cmp(&b.id));
+        Ok(vendors)
+    }
+
     async fn create_assessment(&self, new: &NewAssessment) -> StoreResult<CreateOutcome> {
         let id = new.assessment.id;
+        // The order is the assessment's first delivery.
+        let mut assessment = new.assessment.clone();
+        assessment.update_seq += 1;
+        let order = delivery_item(
+            id,
+            assessment.update_seq,
+            &new.order,
+            assessment.created_at_ms,
+        );
         // `None`: the start key must not exist yet. `Some(old)`: take over a start key that
         // pointed at `old`, a finished assessment, only if it still points there.
         let mut take_over: Option<AssessmentId> = None;
@@ -402,21 +927,14 @@ impl Store for DynamoDbStore {
                 start_key(&new.start_key),
                 [("assessment_id", s(id.to_string()))],
             );
-            let order = item(
-                order_key(id),
-                [
-                    ("body", s(&new.order_body)),
-                    ("expires_at", n(new.pii_expires_at_s)),
-                ],
-            );
             let ops = vec![
                 self.put_op(start, Some(condition), values)?,
                 self.put_op(
-                    assessment_item(&new.assessment),
+                    assessment_item(&assessment),
                     Some("attribute_not_exists(#pk)"),
                     vec![],
                 )?,
-                self.put_op(order, None, vec![])?,
+                self.put_op(order.clone(), Some("attribute_not_exists(#pk)"), vec![])?,
             ];
             match self.transact("create_assessment", ops).await? {
                 Tx::Committed => return Ok(CreateOutcome::Created),
@@ -453,258 +971,112 @@ impl Store for DynamoDbStore {
             .transpose()
     }
 
-    async fn order_body(&self, id: AssessmentId) -> StoreResult<Option<String>> {
-        let Some(item) = self.get("order_body", order_key(id)).await? else {
-            return Ok(None);
-        };
-        let f = Fields::new("order", &item);
-        // TTL deletion lags by up to days; expired PII must not be used in the meantime.
-        if f.n::<i64>("expires_at")? < now_s() {
-            return Ok(None);
-        }
-        Ok(Some(f.s("body")?.to_owned()))
-    }
-
-    async fn claim_order(&self, id: AssessmentId, now_ms: i64, until_ms: i64) -> StoreResult<bool> {
-        self.update(
-            "claim_order",
-            assessment_key(id),
-            &format!("SET #order_lease_until_ms = :until, {BUMP}"),
-            "#status = :ordering AND #order_lease_until_ms <= :now",
-            vec![
-                val(":until", n(until_ms)),
-                val(":now", n(now_ms)),
-                val(":one", n(1)),
-                status_val(Status::Ordering),
-            ],
-        )
-        .await
-    }
-
-    async fn record_order_accepted(
-        &self,
-        id: AssessmentId,
-        vendor_reference: Option<&str>,
-        now_ms: i64,
-    ) -> StoreResult<()> {
-        let reference = if vendor_reference.is_some() {
-            ", #vendor_reference = :reference"
-        } else {
-            ""
-        };
-        let values = || {
-            let mut v = vec![
-                val(":zero", n(0)),
-                val(":now", n(now_ms)),
-                val(":one", n(1)),
-            ];
-            v.extend(vendor_reference.map(|r| val(":reference", s(r))));
-            v
-        };
-        let mut ordered = values();
-        ordered.extend([status_val(Status::Ordering), status_val(Status::Ordered)]);
-        let moved = self
-            .update(
-                "record_order_accepted",
-                assessment_key(id),
-                &format!(
-                    "SET #status = :ordered, #order_lease_until_ms = :zero, {BUMP}{reference}"
-                ),
-                "#status = :ordering",
-                ordered,
-            )
-            .await?;
-        if !moved {
-            // A callback already moved it past `ordering` (or it does not exist): keep that
-            // status, still record the reference and release the lease.
-            self.update(
-                "record_order_accepted",
-                assessment_key(id),
-                &format!("SET #order_lease_until_ms = :zero, {BUMP}{reference}"),
-                "attribute_exists(#pk)",
-                values(),
-            )
-            .await?;
-        }
-        Ok(())
-    }
-
-    async fn record_order_rejected(
-        &self,
-        id: AssessmentId,
-        message: &str,
-        now_ms: i64,
-    ) -> StoreResult<bool> {
-        self.update(
-            "record_order_rejected",
-            assessment_key(id),
-            &format!(
-                "SET #status = :rejected, #rejection_message = :message, \
-                 #order_lease_until_ms = :zero, {BUMP}"
-            ),
-            "#status = :ordering",
-            vec![
-                val(":message", s(message)),
-                val(":zero", n(0)),
-                val(":now", n(now_ms)),
-                val(":one", n(1)),
-                status_val(Status::Ordering),
-                status_val(Status::Rejected),
-            ],
-        )
-        .await
-    }
-
-    async fn release_order(&self, id: AssessmentId) -> StoreResult<()> {
-        // No `now` here, so like `MemoryStore` this bumps the version but not `updated_at_ms`.
-        self.update(
-            "release_order",
-            assessment_key(id),
-            "SET #order_lease_until_ms = :zero, #version = #version + :one",
-            "attribute_exists(#pk)",
-            vec![val(":zero", n(0)), val(":one", n(1))],
-        )
-        .await?;
-        Ok(())
-    }
-
-    async fn record_cancelled(&self, id: AssessmentId, now_ms: i64) -> StoreResult<bool> {
-        let live: Vec<Status> = Status::ALL
-            .into_iter()
-            .filter(|s| !s.is_terminal())
-            .collect();
-        let placeholders: Vec<String> = live.iter().map(|s| format!(":{}", s.as_str())).collect();
-        let mut values = vec![
-            val(":cancelled", s(Status::Cancelled.as_str())),
-            val(":zero", n(0)),
-            val(":now", n(now_ms)),
-            val(":one", n(1)),
-        ];
-        values.extend(live.into_iter().map(status_val));
-        self.update(
-            "record_cancelled",
-            assessment_key(id),
-            &format!("SET #status = :cancelled, #order_lease_until_ms = :zero, {BUMP}"),
-            &format!("#status IN ({})", placeholders.join(", ")),
-            values,
-        )
-        .await
-    }
-
-    async fn apply_callback(&self, w: &CallbackWrite) -> StoreResult<CallbackOutcome> {
-        let marker = item(
-            webhook_key(&w.vendor_id, &w.webhook_id),
-            [("expires_at", n(w.marker_expires_at_s))],
-        );
+    async fn apply(&self, w: &ChangeWrite) -> StoreResult<ChangeOutcome> {
+        let id = w.assessment_id;
         for attempt in 0..MAX_ATTEMPTS {
-            let mut ops =
-                vec![self.put_op(marker.clone(), Some("attribute_not_exists(#pk)"), vec![])?];
+            let mut ops = Vec::new();
+            // The items whose failed condition means `Conflict`; the marker is always item 0.
+            let mut guards = Vec::new();
+            if let Some(m) = &w.marker {
+                let marker = item(
+                    webhook_key(&m.vendor_id, &m.webhook_id),
+                    [("expires_at", n(m.expires_at_s))],
+                );
+                ops.push(self.put_op(marker, Some("attribute_not_exists(#pk)"), vec![])?);
+            }
             if let Some(c) = &w.change {
                 // The version condition below guarantees that `update_seq` has not moved since
-                // this read, so `seq` is exactly the stored `update_seq + 1`. A missing or
-                // changed assessment fails that condition and comes back as `Conflict`.
-                let seq = self
-                    .assessment(w.assessment_id)
-                    .await?
-                    .map_or(0, |a| a.update_seq)
-                    + 1;
-                let (label_set, label_remove) = if c.status_label.is_some() {
-                    (", #status_label = :label", "")
-                } else {
-                    ("", " REMOVE #status_label")
+                // this read, so the new deliveries take exactly the next sequence numbers.
+                let read = self.get("apply", assessment_key(id)).await?;
+                let read = read.map(|item| decode_assessment(&item)).transpose()?;
+                let Some(a) = read.filter(|a| a.version == c.expected_version) else {
+                    return self.conflict_unless_duplicate(w).await;
                 };
-                let mut values = vec![
-                    val(":expected", n(c.expected_version)),
-                    val(":status", s(c.status.as_str())),
-                    val(":seq", n(seq)),
-                    val(":update_ms", n(c.update_ms)),
-                    val(":now", n(c.now_ms)),
-                    val(":one", n(1)),
-                ];
-                values.extend(c.status_label.as_deref().map(|l| val(":label", s(l))));
+                if w.settle.is_some_and(|seq| seq > a.update_seq) {
+                    // No such delivery; its key could even be one of the new deliveries'.
+                    return self.conflict_unless_duplicate(w).await;
+                }
+                let last_seq = a.update_seq + c.deliveries.len() as u64;
+                let (update, values) = change_update(c, last_seq);
+                guards.push(ops.len());
                 ops.push(self.update_op(
-                    assessment_key(w.assessment_id),
-                    &format!(
-                        "SET #status = :status, #update_seq = :seq, #last_update_ms = :update_ms, \
-                         {BUMP}{label_set}{label_remove}"
-                    ),
-                    "#version = :expected",
+                    assessment_key(id),
+                    &update,
+                    "attribute_exists(#pk) AND #version = :expected",
                     values,
                 )?);
-                let update = item(
-                    update_key(w.assessment_id, seq),
-                    [
-                        ("body", s(&c.update_body)),
-                        ("delivered", AttributeValue::Bool(false)),
-                        ("attempts", n(0)),
-                        ("lease_until_ms", n(0)),
-                    ],
-                );
-                ops.push(self.put_op(update, Some("attribute_not_exists(#pk)"), vec![])?);
-            }
-            match self.transact("apply_callback", ops).await? {
-                Tx::Committed => return Ok(CallbackOutcome::Applied),
-                Tx::ConditionFailed(f) if failed_at(&f, 0) => {
-                    return Ok(CallbackOutcome::Duplicate);
+                for (seq, d) in (a.update_seq + 1..).zip(&c.deliveries) {
+                    let delivery = delivery_item(id, seq, d, c.now_ms);
+                    ops.push(self.put_op(delivery, Some("attribute_not_exists(#pk)"), vec![])?);
                 }
-                Tx::ConditionFailed(f) if failed_at(&f, 1) => {
-                    return Ok(CallbackOutcome::Conflict);
+            }
+            if let Some(seq) = w.settle {
+                guards.push(ops.len());
+                ops.push(self.update_op(
+                    delivery_key(id, seq),
+                    "SET #state = :delivered, #lease_until_ms = :zero REMOVE #gsi1pk, #gsi1sk",
+                    "attribute_exists(#pk) AND #state <> :delivered",
+                    vec![
+                        val(":delivered", state_name(&DeliveryState::Delivered)),
+                        val(":zero", n(0)),
+                    ],
+                )?);
+            }
+            if ops.is_empty() {
+                return Ok(ChangeOutcome::Applied);
+            }
+            match self.transact("apply", ops).await? {
+                Tx::Committed => return Ok(ChangeOutcome::Applied),
+                Tx::Contended => backoff(attempt).await,
+                Tx::ConditionFailed(f) if w.marker.is_some() && failed_at(&f, 0) => {
+                    return Ok(ChangeOutcome::Duplicate);
+                }
+                Tx::ConditionFailed(f) if guards.iter().any(|&i| failed_at(&f, i)) => {
+                    return Ok(ChangeOutcome::Conflict);
                 }
                 Tx::ConditionFailed(_) => {
-                    // The version matched yet the next sequence number was taken: the outbox and
-                    // the assessment disagree.
+                    // The version matched yet a next sequence number was taken: the deliveries
+                    // and the assessment disagree.
                     return Err(StoreError::Corrupt(
-                        "outbox update already exists for the next update_seq".into(),
+                        "delivery already exists for the next update_seq".into(),
                     ));
                 }
-                Tx::Contended => backoff(attempt).await,
             }
         }
-        Err(contended("apply_callback"))
+        Err(contended("apply"))
     }
 
-    async fn pending_updates(&self, id: AssessmentId) -> StoreResult<Vec<OutboxUpdate>> {
+    async fn open_deliveries(&self, id: AssessmentId) -> StoreResult<Vec<Delivery>> {
+        let (keys, filter) = (
+            "#pk = :pk AND begins_with(#sk, :prefix)",
+            "#state <> :delivered",
+        );
         let (names, values) = expression_maps(
-            &[
-                "#pk = :pk AND begins_with(#sk, :prefix)",
-                "#delivered = :false",
-            ],
+            &[keys, filter],
             vec![
                 val(":pk", s(assessment_pk(id))),
-                val(":prefix", s("UPDATE#")),
-                val(":false", AttributeValue::Bool(false)),
+                val(":prefix", s(DELIVERY_PREFIX)),
+                val(":delivered", state_name(&DeliveryState::Delivered)),
             ],
         );
         let query = self
             .client
             .query()
             .table_name(&self.table)
-            .key_condition_expression("#pk = :pk AND begins_with(#sk, :prefix)")
-            .filter_expression("#delivered = :false")
+            .key_condition_expression(keys)
+            .filter_expression(filter)
             .set_expression_attribute_names(names)
             .set_expression_attribute_values(values)
             .consistent_read(true)
             .scan_index_forward(true);
-        let mut pending = Vec::new();
-        let mut start: Option<Item> = None;
-        loop {
-            let page = query
-                .clone()
-                .set_exclusive_start_key(start.take())
-                .send()
-                .await
-                .map_err(|e| unavailable("pending_updates", &e))?;
-            for item in page.items.unwrap_or_default() {
-                pending.push(decode_update(id, &item)?);
-            }
-            match page.last_evaluated_key {
-                Some(key) => start = Some(key),
-                None => return Ok(pending),
-            }
-        }
+        self.query("open_deliveries", query, usize::MAX)
+            .await?
+            .iter()
+            .map(decode_delivery)
+            .collect()
     }
 
-    async fn claim_update(
+    async fn claim_delivery(
         &self,
         id: AssessmentId,
         seq: u64,
@@ -712,48 +1084,185 @@ impl Store for DynamoDbStore {
         until_ms: i64,
     ) -> StoreResult<bool> {
         self.update(
-            "claim_update",
-            update_key(id, seq),
+            "claim_delivery",
+            delivery_key(id, seq),
             "SET #lease_until_ms = :until, #attempts = #attempts + :one",
-            "#delivered = :false AND #lease_until_ms <= :now",
+            "attribute_exists(#pk) AND #state = :pending AND #lease_until_ms <= :now",
             vec![
                 val(":until", n(until_ms)),
                 val(":now", n(now_ms)),
                 val(":one", n(1)),
-                val(":false", AttributeValue::Bool(false)),
+                val(":pending", state_name(&DeliveryState::Pending)),
             ],
         )
         .await
     }
 
-    async fn mark_update_delivered(
-        &self,
-        id: AssessmentId,
-        seq: u64,
-        _now_ms: i64,
-    ) -> StoreResult<()> {
+    async fn delivery_succeeded(&self, id: AssessmentId, seq: u64) -> StoreResult<()> {
         self.update(
-            "mark_update_delivered",
-            update_key(id, seq),
-            "SET #delivered = :true, #lease_until_ms = :zero REMOVE #last_error",
+            "delivery_succeeded",
+            delivery_key(id, seq),
+            "SET #state = :delivered, #lease_until_ms = :zero \
+             REMOVE #last_error, #gsi1pk, #gsi1sk",
             "attribute_exists(#pk)",
-            vec![val(":true", AttributeValue::Bool(true)), val(":zero", n(0))],
+            vec![
+                val(":delivered", state_name(&DeliveryState::Delivered)),
+                val(":zero", n(0)),
+            ],
         )
         .await?;
         Ok(())
     }
 
-    async fn release_update(&self, id: AssessmentId, seq: u64, error: &str) -> StoreResult<()> {
+    async fn delivery_failed(
+        &self,
+        id: AssessmentId,
+        seq: u64,
+        error: &str,
+        retry: &Retry,
+    ) -> StoreResult<()> {
+        let mut values = vec![
+            val(":pending", state_name(&DeliveryState::Pending)),
+            val(":zero", n(0)),
+            val(":error", s(error)),
+        ];
+        let update = match retry {
+            Retry::At(at) => {
+                values.extend([
+                    val(":at", n(*at)),
+                    val(":due", s(DUE)),
+                    val(":index_sk", s(index_sk(*at, id, seq))),
+                ]);
+                "SET #lease_until_ms = :zero, #last_error = :error, #next_attempt_ms = :at, \
+                 #gsi1pk = :due, #gsi1sk = :index_sk"
+            }
+            Retry::Park(why) | Retry::Dead(why) => {
+                // Stuck deliveries are listed by creation time, which only the item knows (and
+                // never changes).
+                let Some(item) = self.get("delivery_failed", delivery_key(id, seq)).await? else {
+                    return Ok(());
+                };
+                let created_ms: i64 = Fields::new("delivery", &item).n("created_ms")?;
+                let state = match retry {
+                    Retry::Park(_) => DeliveryState::Parked(why.clone()),
+                    _ => DeliveryState::Dead(why.clone()),
+                };
+                values.extend([
+                    val(":stopped", state_name(&state)),
+                    val(":reason", s(why)),
+                    val(":stuck", s(STUCK)),
+                    val(":index_sk", s(index_sk(created_ms, id, seq))),
+                ]);
+                "SET #lease_until_ms = :zero, #last_error = :error, #state = :stopped, \
+                 #reason = :reason, #gsi1pk = :stuck, #gsi1sk = :index_sk"
+            }
+        };
+        // Only a pending delivery: one settled meanwhile (by a vendor's answer) stays settled.
         self.update(
-            "release_update",
-            update_key(id, seq),
-            "SET #lease_until_ms = :zero, #last_error = :error",
-            "attribute_exists(#pk)",
-            vec![val(":zero", n(0)), val(":error", s(error))],
+            "delivery_failed",
+            delivery_key(id, seq),
+            update,
+            "attribute_exists(#pk) AND #state = :pending",
+            values,
         )
         .await?;
         Ok(())
     }
+
+    async fn due_deliveries(&self, now_ms: i64, limit: usize) -> StoreResult<Vec<DueRef>> {
+        // `~` sorts after every character of a uuid, so this bound takes in all of `now_ms`.
+        let upto = format!("{:020}#~", now_ms.max(0));
+        self.index("due_deliveries", DUE, Some(upto), limit)
+            .await?
+            .iter()
+            .map(|entry| {
+                let (next_attempt_ms, assessment_id, seq) = decode_index_sk(entry)?;
+                Ok(DueRef {
+                    assessment_id,
+                    seq,
+                    next_attempt_ms,
+                })
+            })
+            .collect()
+    }
+
+    async fn stuck_deliveries(&self, limit: usize) -> StoreResult<Vec<Delivery>> {
+        let mut stuck = Vec::new();
+        for entry in self.index("stuck_deliveries", STUCK, None, limit).await? {
+            let (_, id, seq) = decode_index_sk(&entry)?;
+            // The index lags: read the delivery itself, and skip it if it moved on meanwhile.
+            let Some(item) = self.get("stuck_deliveries", delivery_key(id, seq)).await? else {
+                continue;
+            };
+            let d = decode_delivery(&item)?;
+            if matches!(d.state, DeliveryState::Parked(_) | DeliveryState::Dead(_)) {
+                stuck.push(d);
+            }
+        }
+        Ok(stuck)
+    }
+
+    async fn redeliver(&self, id: AssessmentId, seq: u64, now_ms: i64) -> StoreResult<bool> {
+        self.update(
+            "redeliver",
+            delivery_key(id, seq),
+            "SET #state = :pending, #next_attempt_ms = :now, #lease_until_ms = :zero, \
+             #created_ms = :now, #attempts = :zero, #gsi1pk = :due, #gsi1sk = :index_sk \
+             REMOVE #reason",
+            "attribute_exists(#pk) AND #state IN (:parked, :dead)",
+            vec![
+                val(":pending", state_name(&DeliveryState::Pending)),
+                val(":now", n(now_ms)),
+                val(":zero", n(0)),
+                val(":due", s(DUE)),
+                val(":index_sk", s(index_sk(now_ms, id, seq))),
+                val(":parked", state_name(&DeliveryState::Parked(String::new()))),
+                val(":dead", state_name(&DeliveryState::Dead(String::new()))),
+            ],
+        )
+        .await
+    }
+}
+
+// --- the table ---
+
+fn string_attribute(name: &str) -> StoreResult<AttributeDefinition> {
+    built(
+        AttributeDefinition::builder()
+            .attribute_name(name)
+            .attribute_type(ScalarAttributeType::S)
+            .build(),
+    )
+}
+
+fn key_element(name: &str, key_type: KeyType) -> StoreResult<KeySchemaElement> {
+    built(
+        KeySchemaElement::builder()
+            .attribute_name(name)
+            .key_type(key_type)
+            .build(),
+    )
+}
+
+fn due_index_attributes() -> StoreResult<Vec<AttributeDefinition>> {
+    Ok(vec![
+        string_attribute("gsi1pk")?,
+        string_attribute("gsi1sk")?,
+    ])
+}
+
+fn due_index_keys() -> StoreResult<Vec<KeySchemaElement>> {
+    Ok(vec![
+        key_element("gsi1pk", KeyType::Hash)?,
+        key_element("gsi1sk", KeyType::Range)?,
+    ])
+}
+
+/// The index holds keys only: a due entry's sort key says all the scheduler needs.
+fn keys_only() -> Projection {
+    Projection::builder()
+        .projection_type(ProjectionType::KeysOnly)
+        .build()
 }
 
 // --- keys ---
@@ -782,13 +1291,16 @@ fn assessment_key(id: AssessmentId) -> Item {
     key(assessment_pk(id), "ASSESSMENT")
 }
 
-fn order_key(id: AssessmentId) -> Item {
-    key(assessment_pk(id), "ORDER")
+/// Zero-padded so that the string order of sort keys is the numeric order of sequence numbers.
+fn delivery_key(id: AssessmentId, seq: u64) -> Item {
+    key(assessment_pk(id), &format!("{DELIVERY_PREFIX}{seq:020}"))
 }
 
-/// Zero-padded so that the string order of sort keys is the numeric order of sequence numbers.
-fn update_key(id: AssessmentId, seq: u64) -> Item {
-    key(assessment_pk(id), &format!("UPDATE#{seq:020}"))
+/// A delivery's sort key in the `due` index: `<time>#<assessment uuid>#<seq>`, time and seq
+/// zero-padded, so that entries sort by time (the next attempt under `DUE`, the creation under
+/// `STUCK`) and each one names its delivery.
+fn index_sk(at_ms: i64, id: AssessmentId, seq: u64) -> String {
+    format!("{:020}#{id}#{seq:020}", at_ms.max(0))
 }
 
 /// The application id is Ashby's free-form string: hashed so that no character in it can run into
@@ -823,11 +1335,6 @@ fn val(placeholder: &str, v: AttributeValue) -> (String, AttributeValue) {
     (placeholder.to_owned(), v)
 }
 
-/// `:<status>` bound to that status, e.g. `:ordering`.
-fn status_val(status: Status) -> (String, AttributeValue) {
-    (format!(":{}", status.as_str()), s(status.as_str()))
-}
-
 fn item<'a>(key: Item, attributes: impl IntoIterator<Item = (&'a str, AttributeValue)>) -> Item {
     let mut item = key;
     item.extend(attributes.into_iter().map(|(k, v)| (k.to_owned(), v)));
@@ -841,17 +1348,31 @@ fn put_opt(item: &mut Item, name: &str, value: Option<&str>) {
     }
 }
 
-fn tenant_item(t: &Tenant, token: &TokenHash) -> Item {
-    let packages = t.packages.iter().map(|p| s(p.to_string())).collect();
+fn tenant_item(t: &Tenant, tokens: &[TenantToken]) -> Item {
     item(
         tenant_key(&t.id),
         [
             ("name", s(&t.name)),
             ("ashby_base_url", s(t.ashby_base_url.as_str())),
-            ("packages", AttributeValue::L(packages)),
+            ("packages", tenant_packages_value(&t.packages)),
             ("disabled", AttributeValue::Bool(t.disabled)),
-            ("token_hash", s(token.to_hex())),
+            ("tokens", tokens_value(tokens)),
+            ("rev", new_rev()),
         ],
+    )
+}
+
+fn tenant_packages_value(packages: &[PackageRef]) -> AttributeValue {
+    AttributeValue::L(packages.iter().map(|p| s(p.to_string())).collect())
+}
+
+/// A tenant's tokens as a map from hash to when it was added.
+fn tokens_value(tokens: &[TenantToken]) -> AttributeValue {
+    AttributeValue::M(
+        tokens
+            .iter()
+            .map(|t| (t.hash.to_hex(), n(t.added_at_ms)))
+            .collect(),
     )
 }
 
@@ -860,24 +1381,29 @@ fn token_item(token: &TokenHash, tenant: &TenantId) -> Item {
 }
 
 fn vendor_item(v: &Vendor) -> Item {
-    let packages = v
-        .packages
-        .iter()
-        .map(|p| {
-            AttributeValue::M(HashMap::from([
-                ("id".to_owned(), s(p.id.as_str())),
-                ("name".to_owned(), s(&p.name)),
-                ("description".to_owned(), s(&p.description)),
-            ]))
-        })
-        .collect();
     item(
         vendor_key(&v.id),
         [
             ("name", s(&v.name)),
             ("order_url", s(v.order_url.as_str())),
-            ("packages", AttributeValue::L(packages)),
+            ("packages", vendor_packages_value(&v.packages)),
+            ("rev", new_rev()),
         ],
+    )
+}
+
+fn vendor_packages_value(packages: &[Package]) -> AttributeValue {
+    AttributeValue::L(
+        packages
+            .iter()
+            .map(|p| {
+                AttributeValue::M(HashMap::from([
+                    ("id".to_owned(), s(p.id.as_str())),
+                    ("name".to_owned(), s(&p.name)),
+                    ("description".to_owned(), s(&p.description)),
+                ]))
+            })
+            .collect(),
     )
 }
 
@@ -896,7 +1422,6 @@ fn assessment_item(a: &Assessment) -> Item {
             ("updated_at_ms", n(a.updated_at_ms)),
             ("last_update_ms", n(a.last_update_ms)),
             ("update_seq", n(a.update_seq)),
-            ("order_lease_until_ms", n(a.order_lease_until_ms)),
             ("version", n(a.version)),
         ],
     );
@@ -904,6 +1429,69 @@ fn assessment_item(a: &Assessment) -> Item {
     put_opt(&mut i, "vendor_reference", a.vendor_reference.as_deref());
     put_opt(&mut i, "rejection_message", a.rejection_message.as_deref());
     i
+}
+
+/// A delivery state as stored (`pending`, `delivered`, `parked`, `dead`); a reason is apart.
+fn state_name(state: &DeliveryState) -> AttributeValue {
+    s(state.name())
+}
+
+/// A new pending delivery, in the `due` index from the start.
+fn delivery_item(id: AssessmentId, seq: u64, d: &NewDelivery, created_ms: i64) -> Item {
+    let mut i = item(
+        delivery_key(id, seq),
+        [
+            ("kind", s(d.kind.as_str())),
+            ("body", s(&d.body)),
+            ("state", state_name(&DeliveryState::Pending)),
+            ("attempts", n(0)),
+            ("created_ms", n(created_ms)),
+            ("next_attempt_ms", n(d.next_attempt_ms)),
+            ("lease_until_ms", n(d.leased_until_ms)),
+            ("gsi1pk", s(DUE)),
+            ("gsi1sk", s(index_sk(d.next_attempt_ms, id, seq))),
+        ],
+    );
+    if let Some(at) = d.expires_at_s {
+        // A vendor order carries candidate PII: TTL deletes it after the retention period.
+        i.insert("expires_at".to_owned(), n(at));
+    }
+    i
+}
+
+/// The assessment update of a change (conditional on `:expected`), `last_seq` being the new
+/// `update_seq`; with its values.
+fn change_update(c: &Change, last_seq: u64) -> (String, Vec<(String, AttributeValue)>) {
+    let mut set = vec!["#status = :status", "#update_seq = :seq", BUMP];
+    let mut values = vec![
+        val(":expected", n(c.expected_version)),
+        val(":status", s(c.status.as_str())),
+        val(":seq", n(last_seq)),
+        val(":now", n(c.now_ms)),
+        val(":one", n(1)),
+    ];
+    if let Some(label) = &c.status_label {
+        set.push("#status_label = :label");
+        values.push(val(":label", s(label)));
+    }
+    if let Some(message) = &c.rejection_message {
+        set.push("#rejection_message = :rejection");
+        values.push(val(":rejection", s(message)));
+    }
+    if let Some(reference) = &c.vendor_reference {
+        set.push("#vendor_reference = :reference");
+        values.push(val(":reference", s(reference)));
+    }
+    if let Some(ts) = c.update_ms {
+        set.push("#last_update_ms = :update_ms");
+        values.push(val(":update_ms", n(ts)));
+    }
+    let remove = if c.status_label.is_none() {
+        " REMOVE #status_label"
+    } else {
+        ""
+    };
+    (format!("SET {}{remove}", set.join(", ")), values)
 }
 
 type Names = HashMap<String, String>;
@@ -1017,6 +1605,33 @@ fn decode_tenant(id: TenantId, item: &Item) -> StoreResult<Tenant> {
     })
 }
 
+/// A tenant's tokens, oldest first (ties by hash, so that the order is stable).
+fn decode_tokens(item: &Item) -> StoreResult<Vec<TenantToken>> {
+    let f = Fields::new("tenant", item);
+    let mut tokens = match item.get("tokens") {
+        Some(AttributeValue::M(m)) => m
+            .iter()
+            .map(|(hash, added)| {
+                let hash = TokenHash::from_hex(hash).ok_or_else(|| f.corrupt("tokens"))?;
+                let added_at_ms = match added {
+                    AttributeValue::N(v) => v.parse().map_err(|_| f.corrupt("tokens"))?,
+                    _ => return Err(f.corrupt("tokens")),
+                };
+                Ok(TenantToken { hash, added_at_ms })
+            })
+            .collect::<StoreResult<Vec<_>>>()?,
+        // Written before a tenant could hold several tokens: its one token, added at an unknown
+        // time. The next token change rewrites it in the new shape.
+        None => vec![TenantToken {
+            hash: f.parse("token_hash", TokenHash::from_hex)?,
+            added_at_ms: 0,
+        }],
+        Some(_) => return Err(f.corrupt("tokens")),
+    };
+    tokens.sort_by_key(|t| (t.added_at_ms, t.hash.to_hex()));
+    Ok(tokens)
+}
+
 fn decode_vendor(id: VendorId, item: &Item) -> StoreResult<Vendor> {
     let f = Fields::new("vendor", item);
     let packages = f
@@ -1059,21 +1674,43 @@ fn decode_assessment(item: &Item) -> StoreResult<Assessment> {
         updated_at_ms: f.n("updated_at_ms")?,
         last_update_ms: f.n("last_update_ms")?,
         update_seq: f.n("update_seq")?,
-        order_lease_until_ms: f.n("order_lease_until_ms")?,
         version: f.n("version")?,
     })
 }
 
-fn decode_update(id: AssessmentId, item: &Item) -> StoreResult<OutboxUpdate> {
-    let f = Fields::new("outbox update", item);
-    Ok(OutboxUpdate {
-        assessment_id: id,
-        seq: f.parse("sk", |v| v.strip_prefix("UPDATE#")?.parse().ok())?,
+fn decode_delivery(item: &Item) -> StoreResult<Delivery> {
+    let f = Fields::new("delivery", item);
+    let state = match f.s("state")? {
+        "pending" => DeliveryState::Pending,
+        "delivered" => DeliveryState::Delivered,
+        "parked" => DeliveryState::Parked(f.s("reason")?.to_owned()),
+        "dead" => DeliveryState::Dead(f.s("reason")?.to_owned()),
+        _ => return Err(f.corrupt("state")),
+    };
+    Ok(Delivery {
+        assessment_id: f.parse("pk", |v| {
+            parse_assessment_id(v.strip_prefix("ASSESSMENT#")?)
+        })?,
+        seq: f.parse("sk", |v| v.strip_prefix(DELIVERY_PREFIX)?.parse().ok())?,
+        kind: f.parse("kind", DeliveryKind::parse)?,
         body: f.s("body")?.to_owned(),
-        delivered: f.bool("delivered")?,
+        state,
         attempts: f.n("attempts")?,
+        created_ms: f.n("created_ms")?,
+        next_attempt_ms: f.n("next_attempt_ms")?,
         lease_until_ms: f.n("lease_until_ms")?,
         last_error: f.opt_s("last_error")?,
+    })
+}
+
+/// The time, assessment and sequence number a `due` index entry's sort key names.
+fn decode_index_sk(entry: &Item) -> StoreResult<(i64, AssessmentId, u64)> {
+    Fields::new("due index", entry).parse("gsi1sk", |v| {
+        let mut parts = v.split('#');
+        let at = parts.next()?.parse().ok()?;
+        let id = parse_assessment_id(parts.next()?)?;
+        let seq = parts.next()?.parse().ok()?;
+        parts.next().is_none().then_some((at, id, seq))
     })
 }
 
@@ -1112,12 +1749,6 @@ async fn backoff(attempt: u32) {
     tokio::time::sleep(Duration::from_millis(rand::random_range(1..=window_ms))).await;
 }
 
-fn now_s() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1139,7 +1770,6 @@ mod tests {
             updated_at_ms: 2,
             last_update_ms: 3,
             update_seq: 4,
-            order_lease_until_ms: 5,
             version: 6,
         }
     }
@@ -1177,9 +1807,19 @@ mod tests {
             packages: vec![PackageRef::parse("acme/basic").expect("valid ref")],
             disabled: true,
         };
-        let token = TokenHash::of(&secrecy::SecretString::from("tok"));
-        let item = tenant_item(&tenant, &token);
+        let tokens = [
+            TenantToken {
+                hash: TokenHash::of(&secrecy::SecretString::from("tok")),
+                added_at_ms: 1,
+            },
+            TenantToken {
+                hash: TokenHash::of(&secrecy::SecretString::from("tok2")),
+                added_at_ms: 2,
+            },
+        ];
+        let item = tenant_item(&tenant, &tokens);
         assert_eq!(decode_tenant(tenant.id.clone(), &item), Ok(tenant));
+        assert_eq!(decode_tokens(&item), Ok(tokens.to_vec()));
         let vendor = Vendor {
             id: VendorId::parse("acme").expect("valid id"),
             name: "Acme".into(),
@@ -1214,15 +1854,104 @@ mod tests {
     }
 
     #[test]
-    fn update_sort_keys_sort_numerically() {
+    fn delivery_sort_keys_sort_numerically() {
         let id = AssessmentId::new();
-        let sk = |seq| match update_key(id, seq).remove("sk") {
+        let sk = |seq| match delivery_key(id, seq).remove("sk") {
             Some(AttributeValue::S(v)) => v,
             _ => panic!("sk is a string"),
         };
         assert!(sk(9) < sk(10));
         assert!(sk(99) < sk(100));
         assert!(sk(u64::MAX - 1) < sk(u64::MAX));
+    }
+
+    #[test]
+    fn a_delivery_round_trips_through_its_item_in_every_state() {
+        let id = AssessmentId::new();
+        let new = NewDelivery {
+            kind: DeliveryKind::VendorOrder,
+            body: r#"{"candidate":{}}"#.into(),
+            next_attempt_ms: 20,
+            leased_until_ms: 30,
+            expires_at_s: Some(40),
+        };
+        let mut item = delivery_item(id, 7, &new, 10);
+        assert_eq!(item.get("expires_at"), Some(&n(40)));
+        let mut want = Delivery {
+            assessment_id: id,
+            seq: 7,
+            kind: DeliveryKind::VendorOrder,
+            body: new.body.clone(),
+            state: DeliveryState::Pending,
+            attempts: 0,
+            created_ms: 10,
+            next_attempt_ms: 20,
+            lease_until_ms: 30,
+            last_error: None,
+        };
+        assert_eq!(decode_delivery(&item), Ok(want.clone()));
+        item.insert("last_error".into(), s("HTTP 503"));
+        want.last_error = Some("HTTP 503".into());
+        for state in [
+            DeliveryState::Delivered,
+            DeliveryState::Parked("no key".into()),
+            DeliveryState::Dead("too old".into()),
+        ] {
+            item.insert("state".into(), state_name(&state));
+            if let Some(reason) = state.reason() {
+                item.insert("reason".into(), s(reason));
+            }
+            want.state = state;
+            assert_eq!(decode_delivery(&item), Ok(want.clone()));
+        }
+        item.remove("reason");
+        assert_eq!(
+            decode_delivery(&item),
+            Err(StoreError::Corrupt("delivery attribute reason".into()))
+        );
+    }
+
+    #[test]
+    fn due_index_sort_keys_sort_by_time_and_name_their_delivery() {
+        let (a, b) = (AssessmentId::new(), AssessmentId::new());
+        assert!(index_sk(9, b, 1) < index_sk(10, a, 1));
+        assert!(index_sk(10, a, 1) < format!("{:020}#~", 10));
+        assert!(index_sk(11, a, 1) > format!("{:020}#~", 10));
+        let entry = HashMap::from([("gsi1sk".to_owned(), s(index_sk(1_700, a, 12)))]);
+        assert_eq!(decode_index_sk(&entry), Ok((1_700, a, 12)));
+        let bad = HashMap::from([("gsi1sk".to_owned(), s(format!("{}#x", index_sk(1, a, 1))))]);
+        assert_eq!(
+            decode_index_sk(&bad),
+            Err(StoreError::Corrupt("due index attribute gsi1sk".into()))
+        );
+    }
+
+    #[test]
+    fn a_change_sets_only_what_it_carries() {
+        let mut c = Change {
+            expected_version: 3,
+            status: Status::Completed,
+            status_label: None,
+            rejection_message: None,
+            vendor_reference: None,
+            now_ms: 5,
+            deliveries: vec![],
+            update_ms: None,
+        };
+        let (update, _) = change_update(&c, 2);
+        assert_eq!(
+            update,
+            format!("SET #status = :status, #update_seq = :seq, {BUMP} REMOVE #status_label")
+        );
+        c.status_label = Some("Done".into());
+        c.vendor_reference = Some("ACME-1".into());
+        c.update_ms = Some(6);
+        let (update, values) = change_update(&c, 2);
+        assert!(!update.contains("REMOVE") && !update.contains("#rejection_message"));
+        for set in ["#status_label = :label", "#vendor_reference = :reference"] {
+            assert!(update.contains(set), "{update}");
+        }
+        assert!(values.contains(&val(":update_ms", n(6))));
     }
 
     #[test]

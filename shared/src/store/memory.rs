@@ -7,23 +7,24 @@ use std::sync::{Mutex, MutexGuard};
 use async_trait::async_trait;
 
 use super::{
-    CallbackOutcome, CallbackWrite, CreateOutcome, NewAssessment, StartKey, Store, StoreError,
-    StoreResult,
+    ChangeOutcome, ChangeWrite, CreateOutcome, DueRef, MAX_TENANT_TOKENS, NewAssessment,
+    RegistryOutcome, Retry, StartKey, Store, StoreError, StoreResult, TenantEntry, TenantToken,
 };
 use crate::domain::{
-    Assessment, AssessmentId, OutboxUpdate, Status, Tenant, TenantId, TokenHash, Vendor, VendorId,
+    Assessment, AssessmentId, Delivery, DeliveryState, NewDelivery, Tenant, TenantId, TokenHash,
+    Vendor, VendorId,
 };
 
 #[derive(Default)]
 struct State {
     tenants: HashMap<TenantId, Tenant>,
-    tokens: HashMap<TokenHash, TenantId>,
+    /// Each token's tenant and when it was added.
+    tokens: HashMap<TokenHash, (TenantId, i64)>,
     vendors: HashMap<VendorId, Vendor>,
     assessments: HashMap<AssessmentId, Assessment>,
     start_keys: HashMap<StartKey, AssessmentId>,
-    orders: HashMap<AssessmentId, String>,
     webhooks: HashSet<(VendorId, String)>,
-    outbox: HashMap<AssessmentId, BTreeMap<u64, OutboxUpdate>>,
+    deliveries: HashMap<AssessmentId, BTreeMap<u64, Delivery>>,
 }
 
 #[derive(Default)]
@@ -43,6 +44,27 @@ impl MemoryStore {
     }
 }
 
+/// The tokens `tenant` holds, oldest first (ties by hash, so that the order is stable).
+fn tokens_of(s: &State, tenant: &TenantId) -> Vec<TenantToken> {
+    let mut tokens: Vec<TenantToken> = s
+        .tokens
+        .iter()
+        .filter(|(_, (owner, _))| owner == tenant)
+        .map(|(hash, (_, added_at_ms))| TenantToken {
+            hash: *hash,
+            added_at_ms: *added_at_ms,
+        })
+        .collect();
+    tokens.sort_by_key(|t| (t.added_at_ms, t.hash.to_hex()));
+    tokens
+}
+
+fn clock_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
 fn bump(a: &mut Assessment, now_ms: i64) {
     a.version += 1;
     a.updated_at_ms = now_ms;
@@ -52,10 +74,31 @@ fn bump(a: &mut Assessment, now_ms: i64) {
 impl Store for MemoryStore {
     async fn put_tenant(&self, tenant: &Tenant, token: &TokenHash) -> StoreResult<()> {
         let mut s = self.lock()?;
-        s.tokens.retain(|_, t| t != &tenant.id);
-        s.tokens.insert(*token, tenant.id.clone());
+        let added_at_ms = match s.tokens.get(token) {
+            Some((owner, at)) if owner == &tenant.id => *at,
+            _ => clock_ms(),
+        };
+        s.tokens.retain(|_, (owner, _)| owner != &tenant.id);
+        s.tokens.insert(*token, (tenant.id.clone(), added_at_ms));
         s.tenants.insert(tenant.id.clone(), tenant.clone());
         Ok(())
+    }
+
+    async fn create_tenant(
+        &self,
+        tenant: &Tenant,
+        token: &TokenHash,
+    ) -> StoreResult<RegistryOutcome> {
+        let mut s = self.lock()?;
+        if s.tenants.contains_key(&tenant.id) {
+            return Ok(RegistryOutcome::AlreadyExists);
+        }
+        if s.tokens.contains_key(token) {
+            return Ok(RegistryOutcome::TokenInUse);
+        }
+        s.tokens.insert(*token, (tenant.id.clone(), clock_ms()));
+        s.tenants.insert(tenant.id.clone(), tenant.clone());
+        Ok(RegistryOutcome::Done)
     }
 
     async fn tenant_by_token(&self, token: &TokenHash) -> StoreResult<Option<Tenant>> {
@@ -64,7 +107,7 @@ impl Store for MemoryStore {
             .tokens
             .iter()
             .find(|(h, _)| h.ct_eq(token))
-            .and_then(|(_, id)| s.tenants.get(id))
+            .and_then(|(_, (id, _))| s.tenants.get(id))
             .filter(|t| !t.disabled)
             .cloned();
         Ok(found)
@@ -74,6 +117,79 @@ impl Store for MemoryStore {
         Ok(self.lock()?.tenants.get(id).cloned())
     }
 
+    async fn update_tenant(
+        &self,
+        id: &TenantId,
+        change: &(dyn for<'t> Fn(&'t mut Tenant) + Send + Sync),
+    ) -> StoreResult<Option<Tenant>> {
+        let mut s = self.lock()?;
+        let Some(stored) = s.tenants.get_mut(id) else {
+            return Ok(None);
+        };
+        let mut next = stored.clone();
+        change(&mut next);
+        next.id = id.clone();
+        *stored = next.clone();
+        Ok(Some(next))
+    }
+
+    async fn add_tenant_token(
+        &self,
+        tenant: &TenantId,
+        token: &TokenHash,
+    ) -> StoreResult<RegistryOutcome> {
+        let mut s = self.lock()?;
+        if !s.tenants.contains_key(tenant) {
+            return Ok(RegistryOutcome::NotFound);
+        }
+        match s.tokens.get(token) {
+            Some((owner, _)) if owner == tenant => return Ok(RegistryOutcome::Done),
+            Some(_) => return Ok(RegistryOutcome::TokenInUse),
+            None => {}
+        }
+        if tokens_of(&s, tenant).len() >= MAX_TENANT_TOKENS {
+            return Ok(RegistryOutcome::TooManyTokens);
+        }
+        s.tokens.insert(*token, (tenant.clone(), clock_ms()));
+        Ok(RegistryOutcome::Done)
+    }
+
+    async fn revoke_tenant_token(
+        &self,
+        tenant: &TenantId,
+        token: &TokenHash,
+    ) -> StoreResult<RegistryOutcome> {
+        let mut s = self.lock()?;
+        if !s.tenants.contains_key(tenant) {
+            return Ok(RegistryOutcome::NotFound);
+        }
+        match s.tokens.get(token) {
+            Some((owner, _)) if owner == tenant => {
+                s.tokens.remove(token);
+                Ok(RegistryOutcome::Done)
+            }
+            _ => Ok(RegistryOutcome::UnknownToken),
+        }
+    }
+
+    async fn tenant_tokens(&self, tenant: &TenantId) -> StoreResult<Vec<TenantToken>> {
+        Ok(tokens_of(&*self.lock()?, tenant))
+    }
+
+    async fn list_tenants(&self) -> StoreResult<Vec<TenantEntry>> {
+        let s = self.lock()?;
+        let mut entries: Vec<TenantEntry> = s
+            .tenants
+            .values()
+            .map(|t| TenantEntry {
+                tenant: t.clone(),
+                tokens: tokens_of(&s, &t.id),
+            })
+            .collect();
+        entries.sort_by(|a, b| a.tenant.id.cmp(&b.tenant.id));
+        Ok(entries)
+    }
+
     async fn put_vendor(&self, vendor: &Vendor) -> StoreResult<()> {
         self.lock()?
             .vendors
@@ -81,8 +197,39 @@ impl Store for MemoryStore {
         Ok(())
     }
 
+    async fn create_vendor(&self, vendor: &Vendor) -> StoreResult<RegistryOutcome> {
+        let mut s = self.lock()?;
+        if s.vendors.contains_key(&vendor.id) {
+            return Ok(RegistryOutcome::AlreadyExists);
+        }
+        s.vendors.insert(vendor.id.clone(), vendor.clone());
+        Ok(RegistryOutcome::Done)
+    }
+
     async fn vendor(&self, id: &VendorId) -> StoreResult<Option<Vendor>> {
         Ok(self.lock()?.vendors.get(id).cloned())
+    }
+
+    async fn update_vendor(
+        &self,
+        id: &VendorId,
+        change: &(dyn for<'v> Fn(&'v mut Vendor) + Send + Sync),
+    ) -> StoreResult<Option<Vendor>> {
+        let mut s = self.lock()?;
+        let Some(stored) = s.vendors.get_mut(id) else {
+            return Ok(None);
+        };
+        let mut next = stored.clone();
+        change(&mut next);
+        next.id = id.clone();
+        *stored = next.clone();
+        Ok(Some(next))
+    }
+
+    async fn list_vendors(&self) -> StoreResult<Vec<Vendor>> {
+        let mut vendors: Vec<Vendor> = self.lock()?.vendors.values().cloned().collect();
+        vendors.sort_by(|a, b| a.id.cmp(&b.id));
+        Ok(vendors)
     }
 
     async fn create_assessment(&self, new: &NewAssessment) -> StoreResult<CreateOutcome> {
@@ -96,9 +243,12 @@ impl Store for MemoryStore {
             return Ok(CreateOutcome::Existing(Box::new(a.clone())));
         }
         let id = new.assessment.id;
+        let mut a = new.assessment.clone();
+        a.update_seq += 1;
+        let order = delivery(id, a.update_seq, &new.order, a.created_at_ms);
         s.start_keys.insert(new.start_key.clone(), id);
-        s.assessments.insert(id, new.assessment.clone());
-        s.orders.insert(id, new.order_body.clone());
+        s.deliveries.entry(id).or_default().insert(order.seq, order);
+        s.assessments.insert(id, a);
         Ok(CreateOutcome::Created)
     }
 
@@ -106,128 +256,89 @@ impl Store for MemoryStore {
         Ok(self.lock()?.assessments.get(&id).cloned())
     }
 
-    async fn order_body(&self, id: AssessmentId) -> StoreResult<Option<String>> {
-        Ok(self.lock()?.orders.get(&id).cloned())
-    }
-
-    async fn claim_order(&self, id: AssessmentId, now_ms: i64, until_ms: i64) -> StoreResult<bool> {
+    async fn apply(&self, w: &ChangeWrite) -> StoreResult<ChangeOutcome> {
         let mut s = self.lock()?;
-        match s.assessments.get_mut(&id) {
-            Some(a) if a.status == Status::Ordering && a.order_lease_until_ms <= now_ms => {
-                a.order_lease_until_ms = until_ms;
-                bump(a, now_ms);
-                Ok(true)
-            }
-            _ => Ok(false),
+        let marker = w
+            .marker
+            .as_ref()
+            .map(|m| (m.vendor_id.clone(), m.webhook_id.clone()));
+        if marker.as_ref().is_some_and(|m| s.webhooks.contains(m)) {
+            return Ok(ChangeOutcome::Duplicate);
         }
-    }
-
-    async fn record_order_accepted(
-        &self,
-        id: AssessmentId,
-        vendor_reference: Option<&str>,
-        now_ms: i64,
-    ) -> StoreResult<()> {
-        let mut s = self.lock()?;
-        if let Some(a) = s.assessments.get_mut(&id) {
-            if a.status == Status::Ordering {
-                a.status = Status::Ordered;
+        if let Some(c) = &w.change {
+            match s.assessments.get(&w.assessment_id) {
+                Some(a) if a.version == c.expected_version => {}
+                _ => return Ok(ChangeOutcome::Conflict),
             }
-            if let Some(r) = vendor_reference {
-                a.vendor_reference = Some(r.to_owned());
+        }
+        if let Some(seq) = w.settle {
+            let open = s
+                .deliveries
+                .get(&w.assessment_id)
+                .and_then(|m| m.get(&seq))
+                .is_some_and(|d| d.state != DeliveryState::Delivered);
+            if !open {
+                return Ok(ChangeOutcome::Conflict);
             }
-            a.order_lease_until_ms = 0;
-            bump(a, now_ms);
-        }
-        Ok(())
-    }
-
-    async fn record_order_rejected(
-        &self,
-        id: AssessmentId,
-        message: &str,
-        now_ms: i64,
-    ) -> StoreResult<bool> {
-        let mut s = self.lock()?;
-        match s.assessments.get_mut(&id) {
-            Some(a) if a.status == Status::Ordering => {
-                a.status = Status::Rejected;
-                a.rejection_message = Some(message.to_owned());
-                a.order_lease_until_ms = 0;
-                bump(a, now_ms);
-                Ok(true)
-            }
-            _ => Ok(false),
-        }
-    }
-
-    async fn release_order(&self, id: AssessmentId) -> StoreResult<()> {
-        let mut s = self.lock()?;
-        if let Some(a) = s.assessments.get_mut(&id) {
-            a.order_lease_until_ms = 0;
-            a.version += 1;
-        }
-        Ok(())
-    }
-
-    async fn record_cancelled(&self, id: AssessmentId, now_ms: i64) -> StoreResult<bool> {
-        let mut s = self.lock()?;
-        match s.assessments.get_mut(&id) {
-            Some(a) if !a.status.is_terminal() => {
-                a.status = Status::Cancelled;
-                a.order_lease_until_ms = 0;
-                bump(a, now_ms);
-                Ok(true)
-            }
-            _ => Ok(false),
-        }
-    }
-
-    async fn apply_callback(&self, w: &CallbackWrite) -> StoreResult<CallbackOutcome> {
-        let mut s = self.lock()?;
-        let marker = (w.vendor_id.clone(), w.webhook_id.clone());
-        if s.webhooks.contains(&marker) {
-            return Ok(CallbackOutcome::Duplicate);
         }
         if let Some(c) = &w.change {
             let Some(a) = s.assessments.get_mut(&w.assessment_id) else {
-                return Ok(CallbackOutcome::Conflict);
+                return Ok(ChangeOutcome::Conflict);
             };
-            if a.version != c.expected_version {
-                return Ok(CallbackOutcome::Conflict);
-            }
             a.status = c.status;
             a.status_label = c.status_label.clone();
-            a.update_seq += 1;
-            a.last_update_ms = c.update_ms;
+            if c.rejection_message.is_some() {
+                a.rejection_message = c.rejection_message.clone();
+            }
+            if c.vendor_reference.is_some() {
+                a.vendor_reference = c.vendor_reference.clone();
+            }
+            if let Some(ts) = c.update_ms {
+                a.last_update_ms = ts;
+            }
+            let first = a.update_seq + 1;
+            a.update_seq += c.deliveries.len() as u64;
             bump(a, c.now_ms);
-            let seq = a.update_seq;
-            s.outbox.entry(w.assessment_id).or_default().insert(
-                seq,
-                OutboxUpdate {
-                    assessment_id: w.assessment_id,
-                    seq,
-                    body: c.update_body.clone(),
-                    delivered: false,
-                    attempts: 0,
-                    lease_until_ms: 0,
-                    last_error: None,
-                },
-            );
+            let added: Vec<Delivery> = c
+                .deliveries
+                .iter()
+                .enumerate()
+                .map(|(i, d)| delivery(w.assessment_id, first + i as u64, d, c.now_ms))
+                .collect();
+            let queue = s.deliveries.entry(w.assessment_id).or_default();
+            for d in added {
+                queue.insert(d.seq, d);
+            }
         }
-        s.webhooks.insert(marker);
-        Ok(CallbackOutcome::Applied)
+        if let Some(seq) = w.settle
+            && let Some(d) = s
+                .deliveries
+                .get_mut(&w.assessment_id)
+                .and_then(|m| m.get_mut(&seq))
+        {
+            d.state = DeliveryState::Delivered;
+            d.lease_until_ms = 0;
+        }
+        if let Some(m) = marker {
+            s.webhooks.insert(m);
+        }
+        Ok(ChangeOutcome::Applied)
     }
 
-    async fn pending_updates(&self, id: AssessmentId) -> StoreResult<Vec<OutboxUpdate>> {
+    async fn open_deliveries(&self, id: AssessmentId) -> StoreResult<Vec<Delivery>> {
         let s = self.lock()?;
-        Ok(s.outbox
+        Ok(s.deliveries
             .get(&id)
-            .map(|m| m.values().filter(|u| !u.delivered).cloned().collect())
+            .map(|m| {
+                m.values()
+                    .filter(|d| d.state != DeliveryState::Delivered)
+                    .cloned()
+                    .collect()
+            })
             .unwrap_or_default())
     }
 
-    async fn claim_update(
+    async fn claim_delivery(
         &self,
         id: AssessmentId,
         seq: u64,
@@ -235,37 +346,107 @@ impl Store for MemoryStore {
         until_ms: i64,
     ) -> StoreResult<bool> {
         let mut s = self.lock()?;
-        match s.outbox.get_mut(&id).and_then(|m| m.get_mut(&seq)) {
-            Some(u) if !u.delivered && u.lease_until_ms <= now_ms => {
-                u.lease_until_ms = until_ms;
-                u.attempts += 1;
+        match s.deliveries.get_mut(&id).and_then(|m| m.get_mut(&seq)) {
+            Some(d) if d.state == DeliveryState::Pending && d.lease_until_ms <= now_ms => {
+                d.lease_until_ms = until_ms;
+                d.attempts += 1;
                 Ok(true)
             }
             _ => Ok(false),
         }
     }
 
-    async fn mark_update_delivered(
-        &self,
-        id: AssessmentId,
-        seq: u64,
-        _now_ms: i64,
-    ) -> StoreResult<()> {
+    async fn delivery_succeeded(&self, id: AssessmentId, seq: u64) -> StoreResult<()> {
         let mut s = self.lock()?;
-        if let Some(u) = s.outbox.get_mut(&id).and_then(|m| m.get_mut(&seq)) {
-            u.delivered = true;
-            u.lease_until_ms = 0;
-            u.last_error = None;
+        if let Some(d) = s.deliveries.get_mut(&id).and_then(|m| m.get_mut(&seq)) {
+            d.state = DeliveryState::Delivered;
+            d.lease_until_ms = 0;
+            d.last_error = None;
         }
         Ok(())
     }
 
-    async fn release_update(&self, id: AssessmentId, seq: u64, error: &str) -> StoreResult<()> {
+    async fn delivery_failed(
+        &self,
+        id: AssessmentId,
+        seq: u64,
+        error: &str,
+        retry: &Retry,
+    ) -> StoreResult<()> {
         let mut s = self.lock()?;
-        if let Some(u) = s.outbox.get_mut(&id).and_then(|m| m.get_mut(&seq)) {
-            u.lease_until_ms = 0;
-            u.last_error = Some(error.to_owned());
+        if let Some(d) = s.deliveries.get_mut(&id).and_then(|m| m.get_mut(&seq))
+            && d.state == DeliveryState::Pending
+        {
+            d.lease_until_ms = 0;
+            d.last_error = Some(error.to_owned());
+            match retry {
+                Retry::At(at) => d.next_attempt_ms = *at,
+                Retry::Park(why) => d.state = DeliveryState::Parked(why.clone()),
+                Retry::Dead(why) => d.state = DeliveryState::Dead(why.clone()),
+            }
         }
         Ok(())
+    }
+
+    async fn due_deliveries(&self, now_ms: i64, limit: usize) -> StoreResult<Vec<DueRef>> {
+        let s = self.lock()?;
+        let mut due: Vec<DueRef> = s
+            .deliveries
+            .values()
+            .flat_map(|m| m.values())
+            .filter(|d| d.state == DeliveryState::Pending && d.next_attempt_ms <= now_ms)
+            .map(|d| DueRef {
+                assessment_id: d.assessment_id,
+                seq: d.seq,
+                next_attempt_ms: d.next_attempt_ms,
+            })
+            .collect();
+        due.sort_by_key(|d| (d.next_attempt_ms, d.seq));
+        due.truncate(limit);
+        Ok(due)
+    }
+
+    async fn stuck_deliveries(&self, limit: usize) -> StoreResult<Vec<Delivery>> {
+        let s = self.lock()?;
+        let mut stuck: Vec<Delivery> = s
+            .deliveries
+            .values()
+            .flat_map(|m| m.values())
+            .filter(|d| matches!(d.state, DeliveryState::Dead(_) | DeliveryState::Parked(_)))
+            .cloned()
+            .collect();
+        stuck.sort_by_key(|d| (d.created_ms, d.seq));
+        stuck.truncate(limit);
+        Ok(stuck)
+    }
+
+    async fn redeliver(&self, id: AssessmentId, seq: u64, now_ms: i64) -> StoreResult<bool> {
+        let mut s = self.lock()?;
+        match s.deliveries.get_mut(&id).and_then(|m| m.get_mut(&seq)) {
+            Some(d) if matches!(d.state, DeliveryState::Dead(_) | DeliveryState::Parked(_)) => {
+                d.state = DeliveryState::Pending;
+                d.next_attempt_ms = now_ms;
+                d.lease_until_ms = 0;
+                d.created_ms = now_ms;
+                d.attempts = 0;
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
+    }
+}
+
+fn delivery(id: AssessmentId, seq: u64, d: &NewDelivery, now_ms: i64) -> Delivery {
+    Delivery {
+        assessment_id: id,
+        seq,
+        kind: d.kind,
+        body: d.body.clone(),
+        state: DeliveryState::Pending,
+        attempts: 0,
+        created_ms: now_ms,
+        next_attempt_ms: d.next_attempt_ms,
+        lease_until_ms: d.leased_until_ms,
+        last_error: None,
     }
 }

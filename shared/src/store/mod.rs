@@ -9,8 +9,8 @@ pub mod memory;
 use async_trait::async_trait;
 
 use crate::domain::{
-    Assessment, AssessmentId, AssessmentTypeId, OutboxUpdate, Status, Tenant, TenantId, TokenHash,
-    Vendor, VendorId,
+    Assessment, AssessmentId, AssessmentTypeId, Delivery, NewDelivery, Status, Tenant, TenantId,
+    TokenHash, Vendor, VendorId,
 };
 
 pub use dynamodb::DynamoDbStore;
@@ -28,6 +28,41 @@ pub enum StoreError {
 
 pub type StoreResult<T> = Result<T, StoreError>;
 
+/// How many trigger tokens a tenant may hold at once: enough to rotate, few enough that old ones
+/// do not pile up unnoticed.
+pub const MAX_TENANT_TOKENS: usize = 5;
+
+/// One of a tenant's trigger tokens, as operators see it: its hash, never the token.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TenantToken {
+    pub hash: TokenHash,
+    /// Unix milliseconds when the token was added (by the store's clock).
+    pub added_at_ms: i64,
+}
+
+/// A tenant with its trigger tokens, oldest first.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TenantEntry {
+    pub tenant: Tenant,
+    pub tokens: Vec<TenantToken>,
+}
+
+/// What a conditional registry write did. Anything but `Done` wrote nothing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RegistryOutcome {
+    Done,
+    /// A tenant or vendor with this id already exists.
+    AlreadyExists,
+    /// No tenant or vendor with this id.
+    NotFound,
+    /// Another tenant holds this token hash.
+    TokenInUse,
+    /// The tenant holds no token with this hash.
+    UnknownToken,
+    /// The tenant already holds `MAX_TENANT_TOKENS` tokens.
+    TooManyTokens,
+}
+
 /// The start-idempotency key: one live assessment per tenant, application and assessment type.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct StartKey {
@@ -36,57 +71,87 @@ pub struct StartKey {
     pub assessment_type_id: AssessmentTypeId,
 }
 
-/// A new assessment with what is needed to (re)send its order.
+/// A new assessment, written with its start key and its vendor order (the first delivery).
 #[derive(Debug, Clone)]
 pub struct NewAssessment {
-    /// Status `Ordering`, `order_lease_until_ms` set: the creator holds the order lease.
+    /// Status `Ordering`, `update_seq` 0 (the order becomes delivery 1).
     pub assessment: Assessment,
     pub start_key: StartKey,
-    /// The vendor order body (carries candidate PII), kept until `pii_expires_at_s`.
-    pub order_body: String,
-    /// Unix seconds after which the store may delete the order body (DynamoDB TTL).
-    pub pii_expires_at_s: i64,
+    /// The vendor order; the writer normally holds its lease and tries it at once.
+    pub order: NewDelivery,
 }
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum CreateOutcome {
-    /// The assessment was written, with its start key and order body, in one atomic write.
+    /// The assessment, its start key and its order delivery were written in one atomic write.
     Created,
     /// A live (non-terminal) assessment already holds the start key; nothing was written.
     Existing(Box<Assessment>),
 }
 
-/// A callback's effect, applied atomically with its `webhook-id` marker.
+/// Marks a vendor's `webhook-id` as processed, in the same write as the change it caused.
 #[derive(Debug, Clone)]
-pub struct CallbackWrite {
+pub struct WebhookMarker {
     pub vendor_id: VendorId,
     pub webhook_id: String,
-    /// Unix seconds after which the processed-webhook marker may be forgotten.
-    pub marker_expires_at_s: i64,
-    pub assessment_id: AssessmentId,
-    /// `Some` when the callback changes the assessment; `None` records only the marker.
-    pub change: Option<CallbackChange>,
+    /// Unix seconds after which the marker may be forgotten.
+    pub expires_at_s: i64,
 }
 
+/// A change to an assessment, applied atomically with everything it implies.
 #[derive(Debug, Clone)]
-pub struct CallbackChange {
+pub struct Change {
     /// Applied only if the stored version still equals this.
     pub expected_version: u64,
     pub status: Status,
     pub status_label: Option<String>,
+    /// Set when the vendor refused the order.
+    pub rejection_message: Option<String>,
+    /// Set when the vendor's acceptance named its reference.
+    pub vendor_reference: Option<String>,
     pub now_ms: i64,
-    /// The `assessment.update` owed to Ashby; its `timestamp` is `update_ms`.
-    pub update_body: String,
-    pub update_ms: i64,
+    /// Deliveries this change owes, in order; each gets the next sequence number.
+    pub deliveries: Vec<NewDelivery>,
+    /// `timestamp` of the Ashby update among `deliveries`, if any (kept as `last_update_ms`).
+    pub update_ms: Option<i64>,
+}
+
+/// One atomic write: optionally a webhook marker, a change, and the settling of the delivery
+/// whose outcome caused it (a vendor's answer to an order).
+#[derive(Debug, Clone)]
+pub struct ChangeWrite {
+    pub assessment_id: AssessmentId,
+    pub marker: Option<WebhookMarker>,
+    pub change: Option<Change>,
+    /// Settle this delivery (by seq) as delivered in the same write.
+    pub settle: Option<u64>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum CallbackOutcome {
+pub enum ChangeOutcome {
     Applied,
-    /// This vendor already delivered this `webhook-id`; nothing was written.
+    /// The marker's `webhook-id` was already processed; nothing was written.
     Duplicate,
-    /// The assessment changed since it was read; nothing was written. Re-read and decide again.
+    /// The assessment changed since it was read (or does not exist); nothing was written.
+    /// Re-read and decide again.
     Conflict,
+}
+
+/// A delivery found due by the scheduler (read from an index that may lag slightly).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DueRef {
+    pub assessment_id: AssessmentId,
+    pub seq: u64,
+    pub next_attempt_ms: i64,
+}
+
+/// The outcome of a failed attempt.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Retry {
+    /// Try again at this time.
+    At(i64),
+    Park(String),
+    Dead(String),
 }
 
 /// Persistence for the hub. Implementations must be safe for concurrent use from many requests
@@ -94,73 +159,114 @@ pub enum CallbackOutcome {
 #[async_trait]
 pub trait Store: Send + Sync {
     // --- registry (written by operators, read on every request) ---
+    //
+    // A tenant may hold several trigger tokens (at most `MAX_TENANT_TOKENS`), so that a token can
+    // be rotated without downtime: add the new one, let the customer switch, revoke the old one.
+    // A token is valid while its token record points at the tenant and the tenant lists it; every
+    // method below changes both in one atomic write.
 
-    /// Creates or replaces a tenant, making `token` its (only) trigger token.
+    /// Creates or replaces a tenant, making `token` its only trigger token: the tenant's other
+    /// tokens stop working. A token another tenant held moves to this one.
     async fn put_tenant(&self, tenant: &Tenant, token: &TokenHash) -> StoreResult<()>;
-    /// The enabled tenant whose trigger token hashes to `token`, if any.
+    /// Creates a tenant with `token` as its only trigger token. `AlreadyExists` if the id is
+    /// taken, `TokenInUse` if another tenant holds `token`; nothing is written then.
+    async fn create_tenant(
+        &self,
+        tenant: &Tenant,
+        token: &TokenHash,
+    ) -> StoreResult<RegistryOutcome>;
+    /// The enabled tenant whose trigger token hashes to `token`, if any. Hashes are compared in
+    /// constant time.
     async fn tenant_by_token(&self, token: &TokenHash) -> StoreResult<Option<Tenant>>;
     async fn tenant(&self, id: &TenantId) -> StoreResult<Option<Tenant>>;
+    /// Applies `change` to the stored tenant (name, Ashby base URL, packages, disabled) and stores
+    /// the result, atomically: if another write lands between the read and the write, the tenant
+    /// is read again and `change` applied again, so no concurrent change is lost. The id and the
+    /// tokens are kept. `None` if there is no such tenant.
+    async fn update_tenant(
+        &self,
+        id: &TenantId,
+        change: &(dyn for<'t> Fn(&'t mut Tenant) + Send + Sync),
+    ) -> StoreResult<Option<Tenant>>;
+    /// Adds a trigger token; the tenant's other tokens keep working. Adding a token the tenant
+    /// already holds changes nothing (`Done`). `NotFound`, `TokenInUse` (another tenant holds
+    /// it) or `TooManyTokens` write nothing.
+    async fn add_tenant_token(
+        &self,
+        tenant: &TenantId,
+        token: &TokenHash,
+    ) -> StoreResult<RegistryOutcome>;
+    /// Revokes one trigger token; it stops working at once, the others keep working. `NotFound`
+    /// or `UnknownToken` (not one of this tenant's tokens) write nothing. Revoking the last token
+    /// is allowed: the tenant then has none until `add_tenant_token`.
+    async fn revoke_tenant_token(
+        &self,
+        tenant: &TenantId,
+        token: &TokenHash,
+    ) -> StoreResult<RegistryOutcome>;
+    /// The tenant's trigger tokens (hashes only), oldest first; empty for an unknown tenant.
+    async fn tenant_tokens(&self, tenant: &TenantId) -> StoreResult<Vec<TenantToken>>;
+    /// Every tenant with its tokens, by id. For operators: on DynamoDB this scans the table.
+    async fn list_tenants(&self) -> StoreResult<Vec<TenantEntry>>;
     /// Creates or replaces a vendor.
     async fn put_vendor(&self, vendor: &Vendor) -> StoreResult<()>;
+    /// Creates a vendor unless one with its id exists (`AlreadyExists`, nothing written).
+    async fn create_vendor(&self, vendor: &Vendor) -> StoreResult<RegistryOutcome>;
     async fn vendor(&self, id: &VendorId) -> StoreResult<Option<Vendor>>;
+    /// Applies `change` to the stored vendor (name, order URL, packages) like `update_tenant`:
+    /// atomically, re-applied if another write lands in between; the id is kept. `None` if there
+    /// is no such vendor.
+    async fn update_vendor(
+        &self,
+        id: &VendorId,
+        change: &(dyn for<'v> Fn(&'v mut Vendor) + Send + Sync),
+    ) -> StoreResult<Option<Vendor>>;
+    /// Every vendor, by id. For operators: on DynamoDB this scans the table.
+    async fn list_vendors(&self) -> StoreResult<Vec<Vendor>>;
 
     // --- assessments ---
 
-    /// Writes the assessment, its start key and its order body atomically, unless the start key
-    /// already points at a live assessment (→ `Existing`). A start key that points at a finished
-    /// assessment is taken over, conditionally on still pointing there.
+    /// Writes the assessment, its start key and its order delivery atomically, unless the start
+    /// key already points at a live assessment (→ `Existing`). A start key that points at a
+    /// finished assessment is taken over, conditionally on still pointing there.
     async fn create_assessment(&self, new: &NewAssessment) -> StoreResult<CreateOutcome>;
     async fn assessment(&self, id: AssessmentId) -> StoreResult<Option<Assessment>>;
-    /// The order body, unless its PII has expired.
-    async fn order_body(&self, id: AssessmentId) -> StoreResult<Option<String>>;
-    /// Takes the order lease: succeeds only if the assessment is `Ordering` and no unexpired lease
-    /// is held (`order_lease_until_ms <= now_ms`). Whoever holds it may send the vendor order.
-    async fn claim_order(&self, id: AssessmentId, now_ms: i64, until_ms: i64) -> StoreResult<bool>;
-    /// The vendor accepted: `Ordering` → `Ordered` (a later status that a fast callback already
-    /// recorded is kept), stores the vendor reference, releases the lease.
-    async fn record_order_accepted(
-        &self,
-        id: AssessmentId,
-        vendor_reference: Option<&str>,
-        now_ms: i64,
-    ) -> StoreResult<()>;
-    /// The vendor refused (422): `Ordering` → `Rejected` with its message. False if no longer
-    /// `Ordering`.
-    async fn record_order_rejected(
-        &self,
-        id: AssessmentId,
-        message: &str,
-        now_ms: i64,
-    ) -> StoreResult<bool>;
-    /// The vendor could not be reached: releases the lease so that a retried start may re-order.
-    async fn release_order(&self, id: AssessmentId) -> StoreResult<()>;
-    /// Ashby cancelled: any non-terminal status → `Cancelled`. False if already terminal.
-    async fn record_cancelled(&self, id: AssessmentId, now_ms: i64) -> StoreResult<bool>;
+    /// Applies `write` atomically: the marker (unless present → `Duplicate`), the change
+    /// (conditional on `expected_version` → `Conflict`; bumps `version`, appends its deliveries
+    /// with the next sequence numbers) and the settling of one delivery as delivered.
+    async fn apply(&self, write: &ChangeWrite) -> StoreResult<ChangeOutcome>;
 
-    // --- callbacks and the updates owed to Ashby ---
+    // --- the delivery queue ---
 
-    /// Writes the `webhook-id` marker (unless present → `Duplicate`) and, with `change`, the new
-    /// status plus the next outbox update (`update_seq + 1`) in the same atomic write, conditional
-    /// on `expected_version` (→ `Conflict`).
-    async fn apply_callback(&self, write: &CallbackWrite) -> StoreResult<CallbackOutcome>;
-    /// Undelivered updates of one assessment, oldest first.
-    async fn pending_updates(&self, id: AssessmentId) -> StoreResult<Vec<OutboxUpdate>>;
-    /// Takes the delivery lease of one update: succeeds only if it is undelivered and no unexpired
-    /// lease is held. Counts an attempt.
-    async fn claim_update(
+    /// Deliveries of one assessment that are not yet delivered (pending, parked or dead), in
+    /// sequence order.
+    async fn open_deliveries(&self, id: AssessmentId) -> StoreResult<Vec<Delivery>>;
+    /// Takes the lease of one delivery: succeeds only if it is pending and no unexpired lease is
+    /// held (`lease_until_ms <= now_ms`). Counts an attempt. The holder may send it.
+    async fn claim_delivery(
         &self,
         id: AssessmentId,
         seq: u64,
         now_ms: i64,
         until_ms: i64,
     ) -> StoreResult<bool>;
-    /// Ashby accepted the update: it is never sent again.
-    async fn mark_update_delivered(
+    /// The receiver accepted it: never sent again.
+    async fn delivery_succeeded(&self, id: AssessmentId, seq: u64) -> StoreResult<()>;
+    /// An attempt failed: releases the lease, records `error` (no PII, no key) and when to retry,
+    /// or parks it, or declares it dead.
+    async fn delivery_failed(
         &self,
         id: AssessmentId,
         seq: u64,
-        now_ms: i64,
+        error: &str,
+        retry: &Retry,
     ) -> StoreResult<()>;
-    /// Delivery failed: releases the lease and records why (no PII, no key).
-    async fn release_update(&self, id: AssessmentId, seq: u64, error: &str) -> StoreResult<()>;
+    /// Pending deliveries whose `next_attempt_ms <= now_ms`, oldest first, at most `limit`.
+    async fn due_deliveries(&self, now_ms: i64, limit: usize) -> StoreResult<Vec<DueRef>>;
+    /// Parked or dead deliveries, oldest first, at most `limit` (for operators).
+    async fn stuck_deliveries(&self, limit: usize) -> StoreResult<Vec<Delivery>>;
+    /// Puts a parked or dead delivery back to pending, due now, as if new: its age (`created_ms`)
+    /// and attempts start again, so the maximum age counts from the redelivery. False if it was
+    /// neither parked nor dead.
+    async fn redeliver(&self, id: AssessmentId, seq: u64, now_ms: i64) -> StoreResult<bool>;
 }

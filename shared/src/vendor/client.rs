@@ -8,6 +8,7 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 use url::Url;
 
+use super::url_policy::{LoopbackHttp, check_order_url};
 use crate::ashby::client::describe_transport;
 
 /// What the vendor said to an order or cancel.
@@ -32,11 +33,15 @@ pub enum VendorError {
     /// The signing secret is not a valid `whsec_` secret.
     #[error("vendor signing secret is malformed")]
     BadSecret,
+    /// The order URL is not one the hub may call (see `url_policy`).
+    #[error("vendor order_url refused: {0}")]
+    UrlNotAllowed(String),
 }
 
 #[derive(Clone)]
 pub struct VendorClient {
     http: reqwest::Client,
+    loopback: LoopbackHttp,
     user_agent: String,
     timeout: Duration,
     attempts: u32,
@@ -69,9 +74,11 @@ impl VendorClient {
         timeout: Duration,
         attempts: u32,
         backoff: Duration,
+        loopback: LoopbackHttp,
     ) -> Self {
         Self {
             http,
+            loopback,
             user_agent: user_agent.into(),
             timeout,
             attempts: attempts.max(1),
@@ -79,7 +86,8 @@ impl VendorClient {
         }
     }
 
-    /// POSTs `body` to `url`, signed with `secret` under message id `msg_id`.
+    /// POSTs `body` to `url`, signed with `secret` under message id `msg_id`, trying up to the
+    /// configured number of attempts.
     pub async fn send(
         &self,
         url: &Url,
@@ -87,10 +95,25 @@ impl VendorClient {
         msg_id: &str,
         body: &[u8],
     ) -> Result<VendorReply, VendorError> {
+        self.send_tries(url, secret, msg_id, body, self.attempts)
+            .await
+    }
+
+    /// `send` with an explicit number of attempts (the delivery queue retries by itself).
+    pub async fn send_tries(
+        &self,
+        url: &Url,
+        secret: &SecretString,
+        msg_id: &str,
+        body: &[u8],
+        attempts: u32,
+    ) -> Result<VendorReply, VendorError> {
+        let attempts = attempts.max(1);
+        check_order_url(url, self.loopback).map_err(VendorError::UrlNotAllowed)?;
         let signer = standardwebhooks::Webhook::new(secret.expose_secret())
             .map_err(|_| VendorError::BadSecret)?;
         let mut last = String::new();
-        for attempt in 0..self.attempts {
+        for attempt in 0..attempts {
             if attempt > 0 {
                 tokio::time::sleep(self.backoff * 2u32.saturating_pow(attempt - 1)).await;
             }
@@ -154,9 +177,6 @@ impl VendorClient {
             }
             return Err(VendorError::Refused(status.as_u16()));
         }
-        Err(VendorError::Unavailable {
-            attempts: self.attempts,
-            last,
-        })
+        Err(VendorError::Unavailable { attempts, last })
     }
 }

@@ -4,6 +4,7 @@
 pub mod callback;
 pub mod client;
 pub mod protocol;
+pub mod url_policy;
 
 pub use callback::{Callback, CallbackError, VerifiedPayload, parse_callback, verify_signature};
 pub use client::{VendorClient, VendorError, VendorReply};

@@ -45,6 +45,8 @@ pub struct Fixture {
     pub rival_type_id: String,
     pub api: OpenApi,
     http: reqwest::Client,
+    /// The Lambda deployment's table, for what an operator would do with hubctl.
+    table_store: Option<Arc<dyn Store>>,
 }
 
 fn package(id: &str, name: &str) -> Package {
@@ -116,6 +118,10 @@ pub fn fast_env() -> Vec<(String, String)> {
         ("HUB_VENDOR_ATTEMPTS", "2"),
         ("HUB_VENDOR_BACKOFF_MS", "50"),
         ("HUB_ASHBY_TIMEOUT_MS", "2000"),
+        // Retries become due within a tick of the tests' clock.
+        ("HUB_RETRY_BASE_MS", "40"),
+        // The fake vendors listen on plain http on loopback.
+        ("HUB_ALLOW_INSECURE_LOOPBACK", "1"),
     ]
     .iter()
     .map(|(k, v)| (k.to_string(), v.to_string()))
@@ -163,11 +169,17 @@ impl Fixture {
             rival_type_id: pref("rival/coding").type_id().to_string(),
             api: ashby_openapi(),
             http: reqwest::Client::new(),
+            table_store: None,
         }
     }
 
     /// The local hub, in-process, on an in-memory store.
     pub async fn local() -> Self {
+        Self::local_with_retry_interval(Duration::from_secs(3_600)).await
+    }
+
+    /// The local hub with its own delivery schedule running every `interval`.
+    pub async fn local_with_retry_interval(interval: Duration) -> Self {
         let parties = Self::parties().await;
         let reg = registry(&parties.0, &parties.1, &parties.2, &parties.3);
         let dir = std::env::temp_dir().join(format!("hub-test-{}", uuid::Uuid::new_v4()));
@@ -186,6 +198,8 @@ impl Fixture {
             config: Some(path),
             quiet: true,
             hub_config: Some(config),
+            // Tests normally drive the schedule themselves (`Fixture::tick`), deterministically.
+            retry_interval: interval,
             ..Default::default()
         })
         .await
@@ -197,12 +211,25 @@ impl Fixture {
     /// The four compiled Lambda functions under the Runtime API emulator, on DynamoDB and
     /// Secrets Manager served by moto. `start_instances` processes serve `assessment.start`.
     pub async fn lambda(start_instances: usize) -> Self {
+        Self::lambda_with(start_instances, |_| Vec::new()).await
+    }
+
+    /// As [`Fixture::lambda`], with extra environment variables per function binary, e.g. an
+    /// `AWS_ENDPOINT_URL` of its own (the IAM test records each function's AWS calls apart).
+    pub async fn lambda_with(
+        start_instances: usize,
+        per_function: impl Fn(&str) -> Vec<(String, String)>,
+    ) -> Self {
         let parties = Self::parties().await;
         let reg = registry(&parties.0, &parties.1, &parties.2, &parties.3);
         let sdk = hub_tests::aws::sdk_config().await;
         let (ddb, table) = hub_tests::aws::fresh_table().await;
         let prefix = format!("test-{}/", uuid::Uuid::new_v4());
         let store = DynamoDbStore::new(ddb, table.clone());
+        let store_for_tests = DynamoDbStore::new(
+            aws_sdk_dynamodb::Client::new(&sdk),
+            table.clone(),
+        );
         let secrets = SecretsManagerSource::new(aws_sdk_secretsmanager::Client::new(&sdk));
         seed(
             &store,
@@ -248,16 +275,65 @@ impl Fixture {
                 routes: |p| p.starts_with("/callbacks/"),
                 instances: 1,
             },
+            FunctionSpec {
+                binary: "deliver-updates",
+                routes: |_| false,
+                instances: 1,
+            },
         ];
-        let host = LambdaHost::start(specs, &env).await;
+        let host = LambdaHost::start_with(specs, &env, per_function).await;
         let base = host.base_url.clone();
-        Self::assemble(base, Host::Lambda(host), &reg, parties)
+        let mut f = Self::assemble(base, Host::Lambda(host), &reg, parties);
+        f.table_store = Some(Arc::new(store_for_tests));
+        f
+    }
+
+    /// The hub's store (the local hub's own, or the Lambda deployment's table).
+    pub fn store(&self) -> Arc<dyn Store> {
+        match &self.host {
+            Host::Local(h) => h.app.store.clone(),
+            Host::Lambda(_) => self.table_store.clone().expect("lambda fixture has a table"),
+        }
     }
 
     pub async fn stop(self) {
         match self.host {
             Host::Local(h) => h.stop().await,
             Host::Lambda(h) => h.stop().await,
+        }
+    }
+
+    /// One run of the delivery schedule, once the tests' short backoff has elapsed: the local
+    /// hub's in-process run, or an invocation of the `deliver-updates` function with an
+    /// EventBridge scheduled event.
+    pub async fn tick(&self) -> Value {
+        tokio::time::sleep(Duration::from_millis(120)).await;
+        match &self.host {
+            Host::Local(h) => serde_json::to_value(
+                hub::delivery::run_due(&h.app, 500, Duration::from_secs(30))
+                    .await
+                    .unwrap(),
+            )
+            .unwrap(),
+            Host::Lambda(h) => h
+                .invoke(
+                    "deliver-updates",
+                    json!({"version": "0", "id": uuid::Uuid::new_v4(), "detail-type": "Scheduled Event",
+                           "source": "aws.events", "account": "123456789012",
+                           "time": "2026-11-26T00:00:00Z", "region": "us-east-1",
+                           "resources": ["arn:aws:events:us-east-1:123456789012:rule/hub"], "detail": {}}),
+                )
+                .await
+                .unwrap_or_else(|e| panic!("deliver-updates failed: {e}")),
+        }
+    }
+
+    /// Ticks the schedule until `done` holds, or panics after 15 s.
+    pub async fn tick_until(&self, what: &str, mut done: impl FnMut() -> bool) {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+        while !done() {
+            assert!(tokio::time::Instant::now() < deadline, "timed out waiting for {what}");
+            self.tick().await;
         }
     }
 
@@ -431,4 +507,39 @@ pub async fn eventually<T>(what: &str, timeout: Duration, mut f: impl FnMut() ->
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+}
+
+/// A local hub in-process with the tenants and vendors of `toml` (the `--config` format), the
+/// tests' fast settings overridden by `env`, on memory or on the DynamoDB `table` (created if
+/// missing, through `AWS_ENDPOINT_URL`), running its delivery schedule every `retry_interval`.
+pub async fn start_local_hub(
+    toml: &str,
+    table: Option<String>,
+    retry_interval: Duration,
+    env: &[(&str, &str)],
+) -> RunningHub {
+    let dir = std::env::temp_dir().join(format!("hub-test-{}", uuid::Uuid::new_v4()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("hub.toml");
+    std::fs::write(&path, toml).unwrap();
+    let mut vars = fast_env();
+    vars.extend(env.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+    let config = hub::Config::from_lookup(|k| {
+        vars.iter()
+            .rev()
+            .find(|(key, _)| key == k)
+            .map(|(_, v)| v.clone())
+    })
+    .unwrap();
+    hub_local::server::start(hub_local::server::Options {
+        port: 0,
+        config: Some(path),
+        quiet: true,
+        table,
+        hub_config: Some(config),
+        retry_interval,
+        ..Default::default()
+    })
+    .await
+    .unwrap()
 }

@@ -2,7 +2,14 @@
 //! API gateway, on DynamoDB and Secrets Manager served by moto, with a fake Ashby and fake
 //! vendors on loopback that check signatures and Ashby's schemas.
 
-use crate::helpers::{CANDIDATE_EMAIL, CANDIDATE_FIRST, CANDIDATE_LAST, Fixture, VENDOR_SECRET};
+use std::time::Duration;
+
+use hub_tests::fakes::AshbyMode;
+use serde_json::json;
+
+use crate::helpers::{
+    CANDIDATE_EMAIL, CANDIDATE_FIRST, CANDIDATE_LAST, Fixture, Host, VENDOR_SECRET,
+};
 use crate::scenarios as sc;
 
 #[tokio::test]
@@ -57,17 +64,61 @@ async fn lambda_bad_input_gets_clear_4xx() {
 }
 
 #[tokio::test]
-async fn lambda_vendor_rejection_and_outage() {
+async fn lambda_vendor_rejection_and_outage_with_the_scheduled_retry() {
     let f = Fixture::lambda(1).await;
     sc::a_vendor_rejection_reaches_the_recruiter_verbatim(&f).await;
-    sc::a_vendor_outage_is_a_clear_503_and_a_retried_start_orders_once(&f).await;
+    sc::a_vendor_outage_queues_the_order_and_places_it_once_on_recovery(&f).await;
+    sc::a_queued_order_the_vendor_refuses_is_reported_to_ashby(&f).await;
+    sc::a_cancel_during_a_vendor_outage_reaches_the_vendor_later(&f).await;
     f.stop().await;
 }
 
 #[tokio::test]
-async fn lambda_callbacks_bad_signature_duplicates_and_ashby_outage() {
+async fn lambda_callbacks_verified_and_an_ashby_outage_loses_nothing() {
     let f = Fixture::lambda(1).await;
     sc::callbacks_are_verified_validated_and_scoped_to_their_vendor(&f).await;
-    sc::an_ashby_outage_makes_the_vendor_retry_and_the_update_arrives_once(&f).await;
+    sc::an_ashby_outage_loses_and_doubles_nothing(&f).await;
+    f.stop().await;
+}
+
+#[tokio::test]
+async fn lambda_concurrent_callbacks_and_a_cancel_racing_a_completion() {
+    let f = Fixture::lambda(1).await;
+    sc::twenty_identical_concurrent_callbacks_make_one_update(&f).await;
+    sc::a_cancel_racing_a_completion_ends_consistently(&f).await;
+    sc::a_refused_ashby_key_parks_deliveries_until_they_are_redelivered(&f).await;
+    f.stop().await;
+}
+
+/// The callback function is killed while it waits on Ashby, after its write: the scheduled run
+/// delivers the update once the lease of the dead process expires.
+#[tokio::test]
+async fn a_function_killed_between_its_write_and_the_ashby_call_loses_nothing() {
+    let mut f = Fixture::lambda(1).await;
+    let id = f.start_ok().await;
+    f.ashby.set_mode(AshbyMode::Hang(Duration::from_secs(30)));
+    let url = f.callback_url("acme");
+    let body = json!({"assessment_id": id, "status": "completed", "report_url": "https://v.example/r/k",
+                      "result": {"type": "numeric_score", "value": 5, "label": "Score"}});
+    let vendor = f.vendor.clone();
+    let pending = tokio::spawn(async move { vendor.callback(&url, "wh-kill", &body).await });
+    // Wait until the function is inside the Ashby call (the fake has received the update).
+    crate::helpers::eventually("the update to reach Ashby's socket", Duration::from_secs(10), || {
+        (!f.ashby.received().is_empty()).then_some(())
+    })
+    .await;
+    if let Host::Lambda(h) = &mut f.host {
+        h.kill("result-callback").await;
+    }
+    // The killed invocation never answers; the vendor would see a timeout and retry.
+    pending.abort();
+    assert!(f.ashby.accepted_for(&id).is_empty());
+    f.ashby.set_mode(AshbyMode::Accept);
+    f.tick_until("the scheduled run to deliver the orphaned update", || {
+        !f.ashby.accepted_for(&id).is_empty()
+    })
+    .await;
+    f.tick().await;
+    assert_eq!(f.ashby.accepted_for(&id).len(), 1);
     f.stop().await;
 }

@@ -2,7 +2,11 @@
 #![allow(clippy::unwrap_used)]
 
 mod helpers;
+mod hostile;
+mod hubctl;
+mod iam;
 mod lambda_e2e;
+mod load;
 mod local_hub;
 mod scenarios;
 mod secrets_manager;

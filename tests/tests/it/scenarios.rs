@@ -305,42 +305,252 @@ pub async fn a_vendor_rejection_reaches_the_recruiter_verbatim(f: &Fixture) {
     assert_eq!(s, 200, "{b2}");
 }
 
-pub async fn a_vendor_outage_is_a_clear_503_and_a_retried_start_orders_once(f: &Fixture) {
+/// Ashby may fire a start on stage entry with nobody there to retry: a vendor that is down must
+/// not lose the order. The start is accepted as queued; the order goes out once the vendor is
+/// back, with the same webhook-id; Ashby is told "Started"; a retried start orders nothing new.
+pub async fn a_vendor_outage_queues_the_order_and_places_it_once_on_recovery(f: &Fixture) {
     f.vendor.set_mode(VendorMode::ServerError);
     let body = f.start_body(&f.type_id, &crate::helpers::fresh_app());
-    let before = f.vendor.of_type("assessment.requested").len();
-    let (s, b) = f.call("/assessment.start", &f.token, &body).await;
-    assert_eq!(s, 503, "{b}");
-    f.assert_valid("ErrorResponse", &b);
-    assert!(
-        b["message"].as_str().unwrap().contains("Acme Checks"),
-        "{b}"
-    );
-    let tries = f.vendor.of_type("assessment.requested").len() - before;
-    assert!(tries >= 2, "bounded retry expected: {tries}");
-
-    f.vendor.set_mode(VendorMode::Accept);
     let (s, b) = f.call("/assessment.start", &f.token, &body).await;
     assert_eq!(s, 200, "{b}");
-    let id = b["results"]["assessment_id"].as_str().unwrap();
-    let all = f.vendor.of_type("assessment.requested")[before..].to_vec();
+    f.assert_valid("AssessmentStartSuccessResponse", &b);
+    let id = b["results"]["assessment_id"].as_str().unwrap().to_owned();
+    let status = b["results"]["update_request"]["assessment_status"]["value"]
+        .as_str()
+        .unwrap();
+    assert!(status.starts_with("Queued"), "Ashby is told the truth: {status}");
+    assert!(!f.orders_for(&id).is_empty(), "tried inline");
+    assert!(f.orders_for(&id).iter().all(|o| !o.accepted));
+
+    // Still down: the schedule retries without placing anything.
+    f.tick().await;
+    f.tick().await;
+    assert!(f.orders_for(&id).iter().all(|o| !o.accepted));
+
+    f.vendor.set_mode(VendorMode::Accept);
+    f.tick_until("the queued order to be placed", || {
+        f.orders_for(&id).iter().any(|o| o.accepted)
+    })
+    .await;
+    let orders = f.orders_for(&id);
+    assert_eq!(orders.iter().filter(|o| o.accepted).count(), 1, "placed once");
     assert!(
-        all.iter().all(|o| o.body["assessment_id"] == id),
-        "one assessment id throughout"
-    );
-    assert!(
-        all.iter()
-            .all(|o| o.webhook_id == format!("msg_order_{id}")),
+        orders.iter().all(|o| o.webhook_id == format!("msg_order_{id}")),
         "the same webhook-id on every try"
     );
+    assert!(orders.windows(2).all(|w| w[0].body == w[1].body), "the same body");
+    let got = f.ashby.wait_for(&id, 1, WAIT).await;
+    assert_eq!(got[0]["assessment_status"]["value"], "Started");
+
+    // Ashby retrying the start now answers the same assessment and orders nothing.
     let (s, b2) = f.call("/assessment.start", &f.token, &body).await;
+    assert_eq!(s, 200, "{b2}");
+    assert_eq!(b2["results"]["assessment_id"], id.as_str());
+    for _ in 0..3 {
+        f.tick().await;
+    }
+    assert_eq!(f.orders_for(&id).len(), orders.len(), "nothing re-sent");
+    assert_eq!(f.ashby.accepted_for(&id).len(), 1, "Started told once");
+}
+
+/// A vendor that refuses a queued order (its 422 once it is back) is reported to Ashby as a
+/// cancellation carrying the vendor's words.
+pub async fn a_queued_order_the_vendor_refuses_is_reported_to_ashby(f: &Fixture) {
+    f.vendor.set_mode(VendorMode::ServerError);
+    let id = {
+        let (s, b) = f
+            .call(
+                "/assessment.start",
+                &f.token,
+                &f.start_body(&f.type_id, &crate::helpers::fresh_app()),
+            )
+            .await;
+        assert_eq!(s, 200, "{b}");
+        b["results"]["assessment_id"].as_str().unwrap().to_owned()
+    };
+    f.vendor
+        .set_mode(VendorMode::Reject("No consent form on file".into()));
+    f.tick_until("the refusal to reach Ashby", || {
+        !f.ashby.accepted_for(&id).is_empty()
+    })
+    .await;
+    let got = f.ashby.accepted_for(&id);
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0]["cancelled_reason"]["value"], "No consent form on file");
+    f.vendor.set_mode(VendorMode::Accept);
+}
+
+/// Ashby down, throttling, answering `success:false` or timing out: the vendor is answered 200
+/// at once each time, and once Ashby recovers every update arrives exactly once, in order.
+pub async fn an_ashby_outage_loses_and_doubles_nothing(f: &Fixture) {
+    let id = f.start_ok().await;
+    let cb = f.callback_url("acme");
+    let in_progress = json!({"assessment_id": id, "status": "in_progress", "status_label": "Checking records"});
+    let completed = json!({"assessment_id": id, "status": "completed", "report_url": "https://v.example/r/9",
+                      "result": {"type": "boolean_success", "value": true, "label": "Clear"}});
+    f.ashby.set_mode(AshbyMode::ServerError);
+    let (s, b) = f.vendor.callback(&cb, "wh-o-1", &in_progress).await;
+    assert_eq!(s, 200, "the vendor is done once the news is stored: {b}");
+    let (s, _) = f.vendor.callback(&cb, "wh-o-2", &completed).await;
     assert_eq!(s, 200);
-    assert_eq!(b2["results"]["assessment_id"], id);
-    assert_eq!(
-        f.orders_for(id).len(),
-        all.len(),
-        "no new order once placed"
-    );
+    for mode in [
+        AshbyMode::RateLimited {
+            retry_after_s: 0,
+            partner_wide: false,
+        },
+        AshbyMode::SuccessFalse,
+        AshbyMode::Hang(Duration::from_millis(2_500)),
+        AshbyMode::RateLimited {
+            retry_after_s: 0,
+            partner_wide: true,
+        },
+    ] {
+        f.ashby.set_mode(mode);
+        f.tick().await;
+        assert!(f.ashby.accepted_for(&id).is_empty(), "{mode:?}");
+    }
+    // The vendor retrying its callbacks changes nothing either.
+    let (s, _) = f.vendor.callback(&cb, "wh-o-2", &completed).await;
+    assert_eq!(s, 200);
+
+    f.ashby.set_mode(AshbyMode::Accept);
+    f.tick_until("both updates to reach Ashby", || {
+        f.ashby.accepted_for(&id).len() >= 2
+    })
+    .await;
+    for _ in 0..3 {
+        f.tick().await;
+    }
+    let got = f.ashby.accepted_for(&id);
+    assert_eq!(got.len(), 2, "each exactly once: {got:#?}");
+    assert_eq!(got[0]["assessment_status"]["value"], "Checking records", "in order");
+    assert_eq!(got[1]["assessment_result"]["value"], true);
+    assert!(got[0]["timestamp"].as_i64() < got[1]["timestamp"].as_i64());
+}
+
+/// Ashby refusing the tenant's key (revoked, or without Candidates write) parks its deliveries
+/// with a clear reason instead of retrying blindly; once the key is fixed, an operator's
+/// redelivery sends them, in order, once.
+pub async fn a_refused_ashby_key_parks_deliveries_until_they_are_redelivered(f: &Fixture) {
+    let id = f.start_ok().await;
+    let cb = f.callback_url("acme");
+    f.ashby.set_mode(AshbyMode::Unauthorized);
+    let (s, _) = f
+        .vendor
+        .callback(&cb, "wh-p-1", &json!({"assessment_id": id, "status": "in_progress"}))
+        .await;
+    assert_eq!(s, 200);
+    let (s, _) = f
+        .vendor
+        .callback(&cb, "wh-p-2", &json!({"assessment_id": id, "status": "expired"}))
+        .await;
+    assert_eq!(s, 200);
+    let store = f.store();
+    let aid = hub::domain::AssessmentId::parse(&id).unwrap();
+    let parked = store.stuck_deliveries(100).await.unwrap();
+    let mine: Vec<_> = parked.iter().filter(|d| d.assessment_id == aid).collect();
+    assert_eq!(mine.len(), 1, "the first is parked, the second waits behind it: {mine:#?}");
+    let reason = mine[0].state.reason().unwrap();
+    assert!(reason.contains("401"), "a clear reason: {reason}");
+    for _ in 0..3 {
+        f.tick().await;
+    }
+    let tries = f.ashby.received().len();
+    f.tick().await;
+    assert_eq!(f.ashby.received().len(), tries, "parked: no blind retries");
+
+    f.ashby.set_mode(AshbyMode::Accept);
+    assert!(store.redeliver(aid, mine[0].seq, hub::app::now_ms()).await.unwrap());
+    f.tick_until("the parked updates to arrive", || {
+        f.ashby.accepted_for(&id).len() >= 2
+    })
+    .await;
+    f.tick().await;
+    let got = f.ashby.accepted_for(&id);
+    assert_eq!(got.len(), 2, "{got:#?}");
+    assert!(got[0]["assessment_status"].is_object());
+    assert!(got[1]["cancelled_reason"].is_object());
+}
+
+/// A cancel while the vendor is down is answered at once and reaches the vendor once it is back.
+pub async fn a_cancel_during_a_vendor_outage_reaches_the_vendor_later(f: &Fixture) {
+    let id = f.start_ok().await;
+    f.vendor.set_mode(VendorMode::ServerError);
+    let (s, b) = f
+        .call("/assessment.cancel", &f.token, &json!({ "assessment_id": id }))
+        .await;
+    assert_eq!(s, 200, "{b}");
+    f.vendor.set_mode(VendorMode::Accept);
+    let cancelled = || {
+        f.vendor
+            .of_type("assessment.cancelled")
+            .into_iter()
+            .filter(|o| o.body["assessment_id"] == id.as_str() && o.accepted)
+            .count()
+    };
+    f.tick_until("the cancel to reach the vendor", || cancelled() == 1)
+        .await;
+    for _ in 0..2 {
+        f.tick().await;
+    }
+    assert_eq!(cancelled(), 1, "sent once it got through");
+}
+
+/// The same callback twenty times at once: one transition, one Ashby update.
+pub async fn twenty_identical_concurrent_callbacks_make_one_update(f: &Fixture) {
+    let id = f.start_ok().await;
+    let cb = f.callback_url("acme");
+    let body = json!({"assessment_id": id, "status": "completed", "report_url": "https://v.example/r/c",
+                      "result": {"type": "numeric_score", "value": 3, "label": "Score"}});
+    let calls = (0..20).map(|_| f.vendor.callback(&cb, "wh-same", &body));
+    for (s, b) in futures::future::join_all(calls).await {
+        assert_eq!(s, 200, "{b}");
+    }
+    f.tick().await;
+    f.tick().await;
+    assert_eq!(f.ashby.accepted_for(&id).len(), 1);
+    // Twenty different webhook-ids with the same news: still one update.
+    let ids: Vec<String> = (0..20).map(|i| format!("wh-{i}")).collect();
+    let calls = ids.iter().map(|w| f.vendor.callback(&cb, w, &body));
+    for (s, _) in futures::future::join_all(calls).await {
+        assert_eq!(s, 200);
+    }
+    f.tick().await;
+    assert_eq!(f.ashby.accepted_for(&id).len(), 1);
+}
+
+/// Ashby cancelling while the vendor reports completion: one consistent final state, reported
+/// to Ashby at most once.
+pub async fn a_cancel_racing_a_completion_ends_consistently(f: &Fixture) {
+    for round in 0..4 {
+        let id = f.start_ok().await;
+        let completed = json!({"assessment_id": id, "status": "completed", "report_url": "https://v.example/r/x",
+                               "result": {"type": "numeric_score", "value": 1, "label": "Score"}});
+        let cb = f.callback_url("acme");
+        let cancel_req = json!({ "assessment_id": id });
+        let webhook_id = format!("wh-race-{round}");
+        let (cancel, callback) = tokio::join!(
+            f.call("/assessment.cancel", &f.token, &cancel_req),
+            f.vendor.callback(&cb, &webhook_id, &completed),
+        );
+        assert_eq!(cancel.0, 200, "{}", cancel.1);
+        assert_eq!(callback.0, 200, "{}", callback.1);
+        f.tick().await;
+        let updates = f.ashby.accepted_for(&id);
+        let cancels = f
+            .vendor
+            .of_type("assessment.cancelled")
+            .into_iter()
+            .filter(|o| o.body["assessment_id"] == id.as_str())
+            .count();
+        // Either the cancel won (vendor told, Ashby needs no update: it cancelled) or the
+        // completion won (Ashby gets the result once, nothing is cancelled at the vendor).
+        match (cancels, updates.len()) {
+            (1, 0) => {}
+            (0, 1) => assert!(updates[0]["assessment_result"].is_object()),
+            other => panic!("inconsistent outcome {other:?}: {updates:#?}"),
+        }
+    }
 }
 
 pub async fn callbacks_are_verified_validated_and_scoped_to_their_vendor(f: &Fixture) {
@@ -427,27 +637,6 @@ pub async fn callbacks_are_verified_validated_and_scoped_to_their_vendor(f: &Fix
         f.ashby.accepted_for(&id).is_empty(),
         "nothing reached Ashby"
     );
-}
-
-pub async fn an_ashby_outage_makes_the_vendor_retry_and_the_update_arrives_once(f: &Fixture) {
-    let id = f.start_ok().await;
-    let cb = f.callback_url("acme");
-    let body = json!({"assessment_id": id, "status": "completed", "report_url": "https://v.example/r/9",
-                      "result": {"type": "boolean_success", "value": true, "label": "Clear"}});
-    f.ashby.set_mode(AshbyMode::ServerError);
-    let (s, b) = f.vendor.callback(&cb, "wh-outage", &body).await;
-    assert_eq!(s, 503, "{b}");
-    f.ashby.set_mode(AshbyMode::SuccessFalse);
-    let (s, _) = f.vendor.callback(&cb, "wh-outage", &body).await;
-    assert_eq!(s, 503, "success:false from Ashby is a failure");
-    f.ashby.set_mode(AshbyMode::Accept);
-    let (s, b) = f.vendor.callback(&cb, "wh-outage", &body).await;
-    assert_eq!(s, 200, "{b}");
-    let (s, _) = f.vendor.callback(&cb, "wh-outage", &body).await;
-    assert_eq!(s, 200);
-    let got = f.ashby.accepted_for(&id);
-    assert_eq!(got.len(), 1, "delivered exactly once: {got:#?}");
-    assert_eq!(got[0]["assessment_result"]["value"], true);
 }
 
 pub async fn cancel_stops_the_check_once_and_only_for_its_tenant(f: &Fixture) {

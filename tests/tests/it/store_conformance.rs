@@ -5,17 +5,22 @@
 
 use std::future::Future;
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use aws_sdk_dynamodb::types::{AttributeValue, TimeToLiveStatus};
+use aws_sdk_dynamodb::types::{
+    AttributeDefinition, AttributeValue, BillingMode, IndexStatus, KeySchemaElement, KeyType,
+    ProjectionType, ScalarAttributeType, TimeToLiveStatus,
+};
 use hub::domain::{
-    Assessment, AssessmentId, Package, PackageId, PackageRef, Status, Tenant, TenantId, TokenHash,
-    Vendor, VendorId, generate_trigger_token,
+    Assessment, AssessmentId, Delivery, DeliveryKind, DeliveryState, NewDelivery, Package,
+    PackageId, PackageRef, Status, Tenant, TenantId, TokenHash, Vendor, VendorId,
+    generate_trigger_token,
 };
 use hub::store::{
-    CallbackChange, CallbackOutcome, CallbackWrite, CreateOutcome, DynamoDbStore, MemoryStore,
-    NewAssessment, StartKey, Store, StoreError,
+    Change, ChangeOutcome, ChangeWrite, CreateOutcome, DueRef, DynamoDbStore, MemoryStore,
+    NewAssessment, Retry, StartKey, Store, StoreError, WebhookMarker,
 };
+use hub::store::{MAX_TENANT_TOKENS, RegistryOutcome};
 use tokio::sync::Barrier;
 use tokio::task::JoinSet;
 use url::Url;
@@ -66,35 +71,49 @@ conformance!(
     a_replaced_token_no_longer_finds_the_tenant,
     concurrent_token_replacements_leave_exactly_one_working_token,
     a_vendor_is_read_back_with_its_packages_and_can_be_replaced,
-    a_created_assessment_is_read_back_with_its_order_body,
+    a_tenant_is_created_once_and_a_second_create_changes_nothing,
+    a_token_another_tenant_holds_cannot_be_taken_by_create_or_add,
+    an_added_token_works_beside_the_old_one_until_it_is_revoked,
+    revoking_the_last_token_locks_the_tenant_out_until_a_token_is_added,
+    revoking_a_token_the_tenant_does_not_hold_changes_nothing,
+    a_tenant_holds_at_most_the_maximum_number_of_tokens,
+    put_tenant_makes_its_token_the_only_one,
+    a_disabled_tenant_refuses_all_its_tokens_and_enabling_restores_them,
+    updating_a_tenant_changes_its_fields_and_keeps_its_id_and_tokens,
+    updates_of_an_unknown_tenant_or_vendor_write_nothing,
+    concurrent_tenant_updates_lose_no_change,
+    concurrent_token_additions_all_work,
+    tenants_are_listed_by_id_with_their_token_hashes_only,
+    a_vendor_is_created_once_and_updated_in_place,
+    concurrent_vendor_updates_lose_no_change,
+    vendors_are_listed_by_id,
+    a_created_assessment_is_read_back_with_its_order_as_delivery_1,
     a_second_start_of_a_live_assessment_returns_the_existing_one,
     a_start_after_the_assessment_finished_takes_over_the_start_key,
     starts_for_another_application_type_or_tenant_are_independent,
     two_concurrent_creates_with_the_same_start_key_create_one_assessment,
     concurrent_starts_after_a_finished_assessment_take_it_over_once,
-    the_creator_holds_the_order_lease_until_it_expires,
-    only_one_of_concurrent_order_claims_wins,
-    a_released_order_lease_can_be_claimed_at_once,
-    an_accepted_order_is_ordered_with_its_vendor_reference_and_no_lease,
-    an_accepted_order_keeps_the_later_status_a_fast_callback_recorded,
-    an_accepted_order_can_no_longer_be_claimed_or_rejected,
-    a_rejected_order_keeps_the_vendor_message_and_is_final,
-    cancelling_a_live_assessment_succeeds_once,
-    writes_to_an_unknown_assessment_create_nothing,
-    a_callback_changes_the_status_and_queues_the_next_update,
+    a_change_updates_the_assessment_and_appends_its_deliveries,
+    a_change_keeps_what_it_does_not_carry,
+    deliveries_get_consecutive_sequence_numbers_across_changes,
     a_repeated_webhook_id_is_a_duplicate_and_changes_nothing,
     the_same_webhook_id_from_another_vendor_is_not_a_duplicate,
-    a_callback_on_a_stale_version_is_a_conflict_and_leaves_no_marker,
-    a_callback_for_an_unknown_assessment_is_a_conflict,
-    a_callback_without_a_change_records_only_the_marker,
-    a_callback_without_a_label_removes_the_previous_label,
-    concurrent_callbacks_with_the_same_webhook_id_apply_once,
-    concurrent_callbacks_on_the_same_version_apply_once,
-    pending_updates_come_oldest_first,
-    only_one_of_concurrent_update_claims_wins_and_counts_an_attempt,
-    a_claimed_update_is_leased_until_it_expires_or_is_released,
-    a_delivered_update_is_no_longer_pending_or_claimable,
-    claiming_or_delivering_an_unknown_update_changes_nothing,
+    a_change_on_a_stale_version_is_a_conflict_and_leaves_no_marker,
+    a_change_for_an_unknown_assessment_is_a_conflict_and_writes_nothing,
+    a_marker_alone_is_recorded_once,
+    a_change_without_a_label_removes_the_previous_label,
+    settling_a_delivery_alone_takes_it_out_of_the_queue_once,
+    a_vendor_answer_settles_the_order_and_changes_the_assessment_in_one_write,
+    concurrent_changes_with_the_same_webhook_id_apply_once,
+    concurrent_changes_on_the_same_version_apply_once,
+    concurrent_settlements_of_one_delivery_apply_once,
+    the_creator_holds_the_order_lease_until_it_expires,
+    only_one_of_concurrent_claims_wins_and_counts_an_attempt,
+    a_failed_attempt_releases_the_lease_and_is_due_again_at_its_retry_time,
+    a_delivered_delivery_is_not_open_due_claimable_or_stuck,
+    parked_and_dead_deliveries_are_stuck_until_redelivered,
+    due_deliveries_come_by_next_attempt_up_to_the_limit,
+    writes_to_an_unknown_delivery_change_nothing,
 );
 
 // --- fixtures ---
@@ -121,6 +140,25 @@ fn token() -> TokenHash {
     TokenHash::of(&generate_trigger_token())
 }
 
+/// The hashes of the tenant's tokens, in the store's order (oldest first).
+async fn tokens_of(store: &dyn Store, id: &TenantId) -> Vec<TokenHash> {
+    let tokens = store.tenant_tokens(id).await.unwrap();
+    tokens.iter().map(|t| t.hash).collect()
+}
+
+fn acme_vendor(id: &str) -> Vendor {
+    Vendor {
+        id: VendorId::parse(id).unwrap(),
+        name: "Acme Checks".into(),
+        order_url: Url::parse("https://acme.example/hub/orders").unwrap(),
+        packages: vec![Package {
+            id: PackageId::parse("criminal-basic").unwrap(),
+            name: "Criminal, basic".into(),
+            description: "County search".into(),
+        }],
+    }
+}
+
 fn now_s() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -128,7 +166,8 @@ fn now_s() -> i64 {
         .as_secs() as i64
 }
 
-/// A start as the start handler makes it: `Ordering`, the creator holding the order lease.
+/// A start as the start handler makes it: `Ordering`, its vendor order due now and leased by the
+/// creator, which tries it at once.
 fn start(tenant: &TenantId, application_id: &str) -> NewAssessment {
     start_of(tenant, application_id, &package())
 }
@@ -151,7 +190,6 @@ fn start_of(tenant: &TenantId, application_id: &str, package: &PackageRef) -> Ne
             updated_at_ms: NOW,
             last_update_ms: 0,
             update_seq: 0,
-            order_lease_until_ms: NOW + LEASE,
             version: 1,
         },
         start_key: StartKey {
@@ -159,21 +197,42 @@ fn start_of(tenant: &TenantId, application_id: &str, package: &PackageRef) -> Ne
             application_id: application_id.into(),
             assessment_type_id: package.type_id(),
         },
-        order_body: format!(
-            r#"{{"assessment_id":"{id}","candidate":{{"email":"ada@example.com"}}}}"#
-        ),
-        pii_expires_at_s: now_s() + 86_400,
+        order: NewDelivery {
+            kind: DeliveryKind::VendorOrder,
+            body: format!(
+                r#"{{"assessment_id":"{id}","candidate":{{"email":"ada@example.com"}}}}"#
+            ),
+            next_attempt_ms: NOW,
+            leased_until_ms: NOW + LEASE,
+            expires_at_s: Some(now_s() + 86_400),
+        },
     }
 }
 
-/// A created assessment, read back.
+/// The order delivery `create_assessment` makes of `new`: delivery 1.
+fn order_of(new: &NewAssessment) -> Delivery {
+    Delivery {
+        assessment_id: new.assessment.id,
+        seq: 1,
+        kind: DeliveryKind::VendorOrder,
+        body: new.order.body.clone(),
+        state: DeliveryState::Pending,
+        attempts: 0,
+        created_ms: NOW,
+        next_attempt_ms: NOW,
+        lease_until_ms: NOW + LEASE,
+        last_error: None,
+    }
+}
+
+/// A created assessment, read back (its order is delivery 1).
 async fn created(store: &dyn Store) -> Assessment {
     let new = start(&tenant().id, &unique("app"));
     assert_eq!(
         store.create_assessment(&new).await.unwrap(),
         CreateOutcome::Created
     );
-    new.assessment
+    read(store, new.assessment.id).await
 }
 
 async fn read(store: &dyn Store, id: AssessmentId) -> Assessment {
@@ -188,21 +247,72 @@ fn vendor() -> VendorId {
     VendorId::parse("acme").unwrap()
 }
 
-/// A callback that moves `a` (as read) to `status`, owing Ashby `body`.
-fn callback(a: &Assessment, webhook_id: &str, status: Status, body: &str) -> CallbackWrite {
-    CallbackWrite {
+/// When a change of `a` happens: each write a little later, so deliveries differ in age.
+fn at(a: &Assessment) -> i64 {
+    NOW + 1_000 * a.version as i64
+}
+
+/// An Ashby update owing `body`, due at `at`.
+fn update(body: &str, at: i64) -> NewDelivery {
+    NewDelivery {
+        kind: DeliveryKind::AshbyUpdate,
+        body: body.into(),
+        next_attempt_ms: at,
+        leased_until_ms: 0,
+        expires_at_s: None,
+    }
+}
+
+/// A change of `a` (as read) to `status`, owing `deliveries`.
+fn change(a: &Assessment, status: Status, deliveries: Vec<NewDelivery>) -> Change {
+    Change {
+        expected_version: a.version,
+        status,
+        status_label: Some(format!("{status:?}")),
+        rejection_message: None,
+        vendor_reference: None,
+        now_ms: at(a),
+        deliveries,
+        update_ms: Some(at(a)),
+    }
+}
+
+fn marker(webhook_id: &str) -> WebhookMarker {
+    WebhookMarker {
         vendor_id: vendor(),
         webhook_id: webhook_id.into(),
-        marker_expires_at_s: now_s() + 86_400,
+        expires_at_s: now_s() + 86_400,
+    }
+}
+
+/// A callback as the callback handler writes it: its marker, and a change of `a` (as read) to
+/// `status` owing Ashby `body`.
+fn callback(a: &Assessment, webhook_id: &str, status: Status, body: &str) -> ChangeWrite {
+    ChangeWrite {
         assessment_id: a.id,
-        change: Some(CallbackChange {
-            expected_version: a.version,
-            status,
-            status_label: Some(format!("{status:?}")),
-            now_ms: NOW + 1_000,
-            update_body: body.into(),
-            update_ms: NOW + 1_000 + a.update_seq as i64,
-        }),
+        marker: Some(marker(webhook_id)),
+        change: Some(change(a, status, vec![update(body, at(a))])),
+        settle: None,
+    }
+}
+
+/// Only a change (as the start, cancel and delivery code write them).
+fn only_change(a: &Assessment, status: Status, deliveries: Vec<NewDelivery>) -> ChangeWrite {
+    ChangeWrite {
+        assessment_id: a.id,
+        marker: None,
+        change: Some(change(a, status, deliveries)),
+        settle: None,
+    }
+}
+
+/// Only the settling of one delivery.
+fn only_settle(id: AssessmentId, seq: u64) -> ChangeWrite {
+    ChangeWrite {
+        assessment_id: id,
+        marker: None,
+        change: None,
+        settle: Some(seq),
     }
 }
 
@@ -210,10 +320,69 @@ fn callback(a: &Assessment, webhook_id: &str, status: Status, body: &str) -> Cal
 async fn apply(store: &dyn Store, id: AssessmentId, webhook_id: &str, body: &str) {
     let a = read(store, id).await;
     let w = callback(&a, webhook_id, Status::InProgress, body);
-    assert_eq!(
-        store.apply_callback(&w).await.unwrap(),
-        CallbackOutcome::Applied
-    );
+    assert_eq!(store.apply(&w).await.unwrap(), ChangeOutcome::Applied);
+}
+
+async fn open(store: &dyn Store, id: AssessmentId) -> Vec<Delivery> {
+    store.open_deliveries(id).await.unwrap()
+}
+
+/// The open delivery `seq` of `id`.
+async fn delivery(store: &dyn Store, id: AssessmentId, seq: u64) -> Delivery {
+    open(store, id)
+        .await
+        .into_iter()
+        .find(|d| d.seq == seq)
+        .expect("delivery is open")
+}
+
+fn seqs(deliveries: &[Delivery]) -> Vec<u64> {
+    deliveries.iter().map(|d| d.seq).collect()
+}
+
+fn due_ref(id: AssessmentId, seq: u64, next_attempt_ms: i64) -> DueRef {
+    DueRef {
+        assessment_id: id,
+        seq,
+        next_attempt_ms,
+    }
+}
+
+/// The due deliveries once `wanted` holds of them. The scheduler reads an index that DynamoDB
+/// updates shortly after the write (moto at once): poll a little before deciding.
+async fn due_once(
+    store: &dyn Store,
+    now_ms: i64,
+    limit: usize,
+    wanted: impl Fn(&[DueRef]) -> bool,
+) -> Vec<DueRef> {
+    eventually(|| store.due_deliveries(now_ms, limit), |d| wanted(d)).await
+}
+
+/// The stuck deliveries once `wanted` holds of them (see `due_once`).
+async fn stuck_once(
+    store: &dyn Store,
+    limit: usize,
+    wanted: impl Fn(&[Delivery]) -> bool,
+) -> Vec<Delivery> {
+    eventually(|| store.stuck_deliveries(limit), |d| wanted(d)).await
+}
+
+/// Reads until `wanted` holds, for at most about five seconds, and returns the last read.
+async fn eventually<T, F, Fut>(read: F, wanted: impl Fn(&Vec<T>) -> bool) -> Vec<T>
+where
+    F: Fn() -> Fut,
+    Fut: Future<Output = Result<Vec<T>, StoreError>>,
+{
+    let mut last = read().await.unwrap();
+    for _ in 0..50 {
+        if wanted(&last) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        last = read().await.unwrap();
+    }
+    last
 }
 
 /// Runs `RACERS` requests released together, and returns their results.
@@ -291,14 +460,15 @@ async fn concurrent_token_replacements_leave_exactly_one_working_token(store: S)
     let t = tenant();
     store.put_tenant(&t, &token()).await.unwrap();
     let tokens: Vec<TokenHash> = (0..RACERS).map(|_| token()).collect();
+    // `race` returns results in the order the requests finished, so each carries its index.
     let results = race(|i| {
         let (store, t, token) = (store.clone(), t.clone(), tokens[i]);
-        async move { store.put_tenant(&t, &token).await }
+        async move { (i, store.put_tenant(&t, &token).await) }
     })
     .await;
     // Every writer wants to win here, so a store may give up on some of them; the contract only
     // lets it do so with `Unavailable`, having written nothing.
-    for r in &results {
+    for (_, r) in &results {
         assert!(
             matches!(r, Ok(()) | Err(StoreError::Unavailable(_))),
             "{r:?}"
@@ -311,7 +481,8 @@ async fn concurrent_token_replacements_leave_exactly_one_working_token(store: S)
         }
     }
     assert_eq!(working.len(), 1, "{results:?}");
-    assert_eq!(results[working[0]], Ok(()));
+    let winner = results.iter().find(|(i, _)| *i == working[0]);
+    assert_eq!(winner.map(|(_, r)| r), Some(&Ok(())), "{results:?}");
 }
 
 async fn a_vendor_is_read_back_with_its_packages_and_can_be_replaced(store: S) {
@@ -342,19 +513,417 @@ async fn a_vendor_is_read_back_with_its_packages_and_can_be_replaced(store: S) {
     assert_eq!(store.vendor(&unknown).await.unwrap(), None);
 }
 
+async fn a_tenant_is_created_once_and_a_second_create_changes_nothing(store: S) {
+    let (t, first) = (tenant(), token());
+    assert_eq!(
+        store.create_tenant(&t, &first).await.unwrap(),
+        RegistryOutcome::Done
+    );
+    assert_eq!(
+        store.tenant_by_token(&first).await.unwrap(),
+        Some(t.clone())
+    );
+    let mut again = t.clone();
+    again.name = "Impostor".into();
+    let second = token();
+    assert_eq!(
+        store.create_tenant(&again, &second).await.unwrap(),
+        RegistryOutcome::AlreadyExists
+    );
+    assert_eq!(store.tenant(&t.id).await.unwrap(), Some(t.clone()));
+    assert_eq!(store.tenant_by_token(&first).await.unwrap(), Some(t));
+    assert_eq!(store.tenant_by_token(&second).await.unwrap(), None);
+}
+
+async fn a_token_another_tenant_holds_cannot_be_taken_by_create_or_add(store: S) {
+    let (owner, shared) = (tenant(), token());
+    store.create_tenant(&owner, &shared).await.unwrap();
+    let newcomer = tenant();
+    assert_eq!(
+        store.create_tenant(&newcomer, &shared).await.unwrap(),
+        RegistryOutcome::TokenInUse
+    );
+    assert_eq!(store.tenant(&newcomer.id).await.unwrap(), None);
+    let other = tenant();
+    store.create_tenant(&other, &token()).await.unwrap();
+    assert_eq!(
+        store.add_tenant_token(&other.id, &shared).await.unwrap(),
+        RegistryOutcome::TokenInUse
+    );
+    assert_eq!(store.tenant_tokens(&other.id).await.unwrap().len(), 1);
+    assert_eq!(store.tenant_by_token(&shared).await.unwrap(), Some(owner));
+}
+
+async fn an_added_token_works_beside_the_old_one_until_it_is_revoked(store: S) {
+    let (t, old, new) = (tenant(), token(), token());
+    store.create_tenant(&t, &old).await.unwrap();
+    assert_eq!(
+        store.add_tenant_token(&t.id, &new).await.unwrap(),
+        RegistryOutcome::Done
+    );
+    assert_eq!(store.tenant_by_token(&old).await.unwrap(), Some(t.clone()));
+    assert_eq!(store.tenant_by_token(&new).await.unwrap(), Some(t.clone()));
+    let hashes: Vec<TokenHash> = tokens_of(&*store, &t.id).await;
+    assert_eq!(hashes.len(), 2);
+    assert!(hashes.contains(&old) && hashes.contains(&new));
+    // Adding a token the tenant already holds changes nothing.
+    assert_eq!(
+        store.add_tenant_token(&t.id, &new).await.unwrap(),
+        RegistryOutcome::Done
+    );
+    assert_eq!(store.tenant_tokens(&t.id).await.unwrap().len(), 2);
+
+    assert_eq!(
+        store.revoke_tenant_token(&t.id, &old).await.unwrap(),
+        RegistryOutcome::Done
+    );
+    assert_eq!(store.tenant_by_token(&old).await.unwrap(), None);
+    assert_eq!(store.tenant_by_token(&new).await.unwrap(), Some(t.clone()));
+    assert_eq!(tokens_of(&*store, &t.id).await, vec![new]);
+    // A revoked token can be revoked no more, and can come back only by being added again.
+    assert_eq!(
+        store.revoke_tenant_token(&t.id, &old).await.unwrap(),
+        RegistryOutcome::UnknownToken
+    );
+}
+
+async fn revoking_the_last_token_locks_the_tenant_out_until_a_token_is_added(store: S) {
+    let (t, only, next) = (tenant(), token(), token());
+    store.create_tenant(&t, &only).await.unwrap();
+    assert_eq!(
+        store.revoke_tenant_token(&t.id, &only).await.unwrap(),
+        RegistryOutcome::Done
+    );
+    assert_eq!(store.tenant_by_token(&only).await.unwrap(), None);
+    assert_eq!(store.tenant_tokens(&t.id).await.unwrap(), vec![]);
+    assert_eq!(store.tenant(&t.id).await.unwrap(), Some(t.clone()));
+    store.add_tenant_token(&t.id, &next).await.unwrap();
+    assert_eq!(store.tenant_by_token(&next).await.unwrap(), Some(t));
+}
+
+async fn revoking_a_token_the_tenant_does_not_hold_changes_nothing(store: S) {
+    let (t, mine) = (tenant(), token());
+    let (other, theirs) = (tenant(), token());
+    store.create_tenant(&t, &mine).await.unwrap();
+    store.create_tenant(&other, &theirs).await.unwrap();
+    assert_eq!(
+        store.revoke_tenant_token(&t.id, &theirs).await.unwrap(),
+        RegistryOutcome::UnknownToken
+    );
+    assert_eq!(
+        store.revoke_tenant_token(&t.id, &token()).await.unwrap(),
+        RegistryOutcome::UnknownToken
+    );
+    let unknown = tenant();
+    assert_eq!(
+        store.revoke_tenant_token(&unknown.id, &mine).await.unwrap(),
+        RegistryOutcome::NotFound
+    );
+    assert_eq!(
+        store.add_tenant_token(&unknown.id, &token()).await.unwrap(),
+        RegistryOutcome::NotFound
+    );
+    assert_eq!(store.tenant_by_token(&mine).await.unwrap(), Some(t));
+    assert_eq!(store.tenant_by_token(&theirs).await.unwrap(), Some(other));
+}
+
+async fn a_tenant_holds_at_most_the_maximum_number_of_tokens(store: S) {
+    let t = tenant();
+    store.create_tenant(&t, &token()).await.unwrap();
+    for _ in 1..MAX_TENANT_TOKENS {
+        assert_eq!(
+            store.add_tenant_token(&t.id, &token()).await.unwrap(),
+            RegistryOutcome::Done
+        );
+    }
+    let refused = token();
+    assert_eq!(
+        store.add_tenant_token(&t.id, &refused).await.unwrap(),
+        RegistryOutcome::TooManyTokens
+    );
+    assert_eq!(store.tenant_by_token(&refused).await.unwrap(), None);
+    assert_eq!(
+        store.tenant_tokens(&t.id).await.unwrap().len(),
+        MAX_TENANT_TOKENS
+    );
+}
+
+async fn put_tenant_makes_its_token_the_only_one(store: S) {
+    let (t, first, second, replacement) = (tenant(), token(), token(), token());
+    store.create_tenant(&t, &first).await.unwrap();
+    store.add_tenant_token(&t.id, &second).await.unwrap();
+    store.put_tenant(&t, &replacement).await.unwrap();
+    assert_eq!(store.tenant_by_token(&first).await.unwrap(), None);
+    assert_eq!(store.tenant_by_token(&second).await.unwrap(), None);
+    assert_eq!(
+        store.tenant_by_token(&replacement).await.unwrap(),
+        Some(t.clone())
+    );
+    assert_eq!(tokens_of(&*store, &t.id).await, vec![replacement]);
+}
+
+async fn a_disabled_tenant_refuses_all_its_tokens_and_enabling_restores_them(store: S) {
+    let (t, old, new) = (tenant(), token(), token());
+    store.create_tenant(&t, &old).await.unwrap();
+    store.add_tenant_token(&t.id, &new).await.unwrap();
+    let disabled = store
+        .update_tenant(&t.id, &|t| t.disabled = true)
+        .await
+        .unwrap()
+        .expect("tenant exists");
+    assert!(disabled.disabled);
+    assert_eq!(store.tenant_by_token(&old).await.unwrap(), None);
+    assert_eq!(store.tenant_by_token(&new).await.unwrap(), None);
+    store
+        .update_tenant(&t.id, &|t| t.disabled = false)
+        .await
+        .unwrap();
+    assert_eq!(store.tenant_by_token(&old).await.unwrap(), Some(t.clone()));
+    assert_eq!(store.tenant_by_token(&new).await.unwrap(), Some(t));
+}
+
+async fn updating_a_tenant_changes_its_fields_and_keeps_its_id_and_tokens(store: S) {
+    let (t, tok) = (tenant(), token());
+    store.create_tenant(&t, &tok).await.unwrap();
+    let before = store.tenant_tokens(&t.id).await.unwrap();
+    let extra = PackageRef::parse("acme/criminal-plus").unwrap();
+    let updated = store
+        .update_tenant(&t.id, &|x| {
+            x.id = TenantId::parse("someone-else").unwrap();
+            x.name = "Renamed".into();
+            x.ashby_base_url = Url::parse("https://ashby.example").unwrap();
+            x.packages.push(extra.clone());
+        })
+        .await
+        .unwrap()
+        .expect("tenant exists");
+    let want = Tenant {
+        id: t.id.clone(),
+        name: "Renamed".into(),
+        ashby_base_url: Url::parse("https://ashby.example").unwrap(),
+        packages: vec![package(), extra.clone()],
+        disabled: false,
+    };
+    assert_eq!(updated, want);
+    assert_eq!(store.tenant(&t.id).await.unwrap(), Some(want.clone()));
+    assert_eq!(store.tenant_by_token(&tok).await.unwrap(), Some(want));
+    assert_eq!(store.tenant_tokens(&t.id).await.unwrap(), before);
+    let other = TenantId::parse("someone-else").unwrap();
+    assert_eq!(store.tenant(&other).await.unwrap(), None);
+}
+
+async fn updates_of_an_unknown_tenant_or_vendor_write_nothing(store: S) {
+    let t = tenant();
+    assert_eq!(
+        store
+            .update_tenant(&t.id, &|x| x.disabled = true)
+            .await
+            .unwrap(),
+        None
+    );
+    assert_eq!(store.tenant(&t.id).await.unwrap(), None);
+    let v = VendorId::parse(&unique("v")).unwrap();
+    assert_eq!(
+        store
+            .update_vendor(&v, &|x| x.name = "Ghost".into())
+            .await
+            .unwrap(),
+        None
+    );
+    assert_eq!(store.vendor(&v).await.unwrap(), None);
+    assert_eq!(store.tenant_tokens(&t.id).await.unwrap(), vec![]);
+}
+
+async fn concurrent_tenant_updates_lose_no_change(store: S) {
+    let t = tenant();
+    store.create_tenant(&t, &token()).await.unwrap();
+    let results = race(|i| {
+        let (store, id) = (store.clone(), t.id.clone());
+        async move {
+            let p = PackageRef::parse(&format!("acme/p{i}")).unwrap();
+            store
+                .update_tenant(&id, &|x| x.packages.push(p.clone()))
+                .await
+                .map(|_| i)
+        }
+    })
+    .await;
+    // A store may give up under contention, with `Unavailable` and nothing written; every
+    // update it reported as done must be there.
+    let stored = store.tenant(&t.id).await.unwrap().unwrap().packages;
+    let mut done = 0;
+    for r in &results {
+        match r {
+            Ok(i) => {
+                done += 1;
+                let p = PackageRef::parse(&format!("acme/p{i}")).unwrap();
+                assert!(stored.contains(&p), "{p} lost: {stored:?}");
+            }
+            Err(e) => assert!(matches!(e, StoreError::Unavailable(_)), "{e:?}"),
+        }
+    }
+    assert!(done > 0, "{results:?}");
+    assert_eq!(stored.len(), 1 + done, "{stored:?}");
+}
+
+async fn concurrent_token_additions_all_work(store: S) {
+    let t = tenant();
+    store.create_tenant(&t, &token()).await.unwrap();
+    let added: Vec<TokenHash> = (1..MAX_TENANT_TOKENS).map(|_| token()).collect();
+    let barrier = Arc::new(Barrier::new(added.len()));
+    let mut set = JoinSet::new();
+    for h in added.clone() {
+        let (store, id, barrier) = (store.clone(), t.id.clone(), barrier.clone());
+        set.spawn(async move {
+            barrier.wait().await;
+            (h, store.add_tenant_token(&id, &h).await)
+        });
+    }
+    for (h, r) in set.join_all().await {
+        match r {
+            Ok(outcome) => {
+                assert_eq!(outcome, RegistryOutcome::Done);
+                assert_eq!(store.tenant_by_token(&h).await.unwrap(), Some(t.clone()));
+            }
+            Err(e) => {
+                assert!(matches!(e, StoreError::Unavailable(_)), "{e:?}");
+                assert_eq!(store.tenant_by_token(&h).await.unwrap(), None);
+            }
+        }
+    }
+    // The listing and the tokens that work are the same set.
+    for h in tokens_of(&*store, &t.id).await {
+        assert_eq!(store.tenant_by_token(&h).await.unwrap(), Some(t.clone()));
+    }
+}
+
+async fn tenants_are_listed_by_id_with_their_token_hashes_only(store: S) {
+    let (a, b) = (tenant(), tenant());
+    let (a1, a2, b1) = (token(), token(), token());
+    store.create_tenant(&b, &b1).await.unwrap();
+    store.create_tenant(&a, &a1).await.unwrap();
+    store.add_tenant_token(&a.id, &a2).await.unwrap();
+    // Other kinds of records are not tenants.
+    created(&*store).await;
+    store.put_vendor(&acme_vendor(&unique("v"))).await.unwrap();
+    let listed = store.list_tenants().await.unwrap();
+    let ids: Vec<&TenantId> = listed.iter().map(|e| &e.tenant.id).collect();
+    let mut want = vec![&a.id, &b.id];
+    want.sort();
+    assert_eq!(ids, want);
+    let of = |id: &TenantId| listed.iter().find(|e| &e.tenant.id == id).unwrap();
+    assert_eq!(of(&a.id).tenant, a);
+    let mut hashes: Vec<TokenHash> = of(&a.id).tokens.iter().map(|t| t.hash).collect();
+    hashes.sort_by_key(|h| h.to_hex());
+    let mut expected = vec![a1, a2];
+    expected.sort_by_key(|h| h.to_hex());
+    assert_eq!(hashes, expected);
+    assert_eq!(
+        of(&b.id).tokens.iter().map(|t| t.hash).collect::<Vec<_>>(),
+        vec![b1]
+    );
+    // Oldest first, with when each was added.
+    let tokens = &of(&a.id).tokens;
+    assert!(tokens[0].added_at_ms <= tokens[1].added_at_ms);
+    assert!(tokens.iter().all(|t| t.added_at_ms > 1_600_000_000_000));
+}
+
+async fn a_vendor_is_created_once_and_updated_in_place(store: S) {
+    let v = acme_vendor(&unique("v"));
+    assert_eq!(
+        store.create_vendor(&v).await.unwrap(),
+        RegistryOutcome::Done
+    );
+    let mut impostor = v.clone();
+    impostor.order_url = Url::parse("https://evil.example/orders").unwrap();
+    assert_eq!(
+        store.create_vendor(&impostor).await.unwrap(),
+        RegistryOutcome::AlreadyExists
+    );
+    assert_eq!(store.vendor(&v.id).await.unwrap(), Some(v.clone()));
+    let extra = Package {
+        id: PackageId::parse("drug-test").unwrap(),
+        name: "Drug test".into(),
+        description: "Ten-panel".into(),
+    };
+    let updated = store
+        .update_vendor(&v.id, &|x| {
+            x.id = VendorId::parse("someone-else").unwrap();
+            x.packages.push(extra.clone());
+        })
+        .await
+        .unwrap()
+        .expect("vendor exists");
+    let mut want = v.clone();
+    want.packages.push(extra.clone());
+    assert_eq!(updated, want);
+    assert_eq!(store.vendor(&v.id).await.unwrap(), Some(want));
+}
+
+async fn concurrent_vendor_updates_lose_no_change(store: S) {
+    let v = acme_vendor(&unique("v"));
+    store.create_vendor(&v).await.unwrap();
+    let results = race(|i| {
+        let (store, id) = (store.clone(), v.id.clone());
+        async move {
+            let p = Package {
+                id: PackageId::parse(&format!("p{i}")).unwrap(),
+                name: format!("P{i}"),
+                description: String::new(),
+            };
+            store
+                .update_vendor(&id, &|x| x.packages.push(p.clone()))
+                .await
+                .map(|_| i)
+        }
+    })
+    .await;
+    let stored = store.vendor(&v.id).await.unwrap().unwrap().packages;
+    let done: Vec<usize> = results
+        .iter()
+        .filter_map(|r| r.as_ref().ok().copied())
+        .collect();
+    for r in &results {
+        if let Err(e) = r {
+            assert!(matches!(e, StoreError::Unavailable(_)), "{e:?}");
+        }
+    }
+    assert!(!done.is_empty(), "{results:?}");
+    for i in &done {
+        assert!(
+            stored.iter().any(|p| p.id.as_str() == format!("p{i}")),
+            "p{i} lost: {stored:?}"
+        );
+    }
+    assert_eq!(stored.len(), v.packages.len() + done.len());
+}
+
+async fn vendors_are_listed_by_id(store: S) {
+    let (a, b) = (acme_vendor(&unique("v")), acme_vendor(&unique("v")));
+    store.put_vendor(&b).await.unwrap();
+    store.create_vendor(&a).await.unwrap();
+    store.create_tenant(&tenant(), &token()).await.unwrap();
+    let mut want = vec![a, b];
+    want.sort_by(|x, y| x.id.cmp(&y.id));
+    assert_eq!(store.list_vendors().await.unwrap(), want);
+}
+
 // --- creating assessments ---
 
-async fn a_created_assessment_is_read_back_with_its_order_body(store: S) {
+async fn a_created_assessment_is_read_back_with_its_order_as_delivery_1(store: S) {
     let new = start(&tenant().id, "app-1");
     let id = new.assessment.id;
     assert_eq!(
         store.create_assessment(&new).await.unwrap(),
         CreateOutcome::Created
     );
-    assert_eq!(store.assessment(id).await.unwrap(), Some(new.assessment));
-    assert_eq!(store.order_body(id).await.unwrap(), Some(new.order_body));
-    assert_eq!(store.assessment(AssessmentId::new()).await.unwrap(), None);
-    assert_eq!(store.order_body(AssessmentId::new()).await.unwrap(), None);
+    let mut want = new.assessment.clone();
+    want.update_seq = 1;
+    assert_eq!(store.assessment(id).await.unwrap(), Some(want));
+    assert_eq!(open(&*store, id).await, vec![order_of(&new)]);
+    let unknown = AssessmentId::new();
+    assert_eq!(store.assessment(unknown).await.unwrap(), None);
+    assert_eq!(open(&*store, unknown).await, vec![]);
 }
 
 async fn a_second_start_of_a_live_assessment_returns_the_existing_one(store: S) {
@@ -363,14 +932,14 @@ async fn a_second_start_of_a_live_assessment_returns_the_existing_one(store: S) 
     store.create_assessment(&first).await.unwrap();
     assert_eq!(
         store.create_assessment(&second).await.unwrap(),
-        CreateOutcome::Existing(Box::new(first.assessment.clone()))
+        CreateOutcome::Existing(Box::new(read(&*store, first.assessment.id).await))
     );
     // Nothing of the second start was written, and the first one's order is intact.
     assert_eq!(store.assessment(second.assessment.id).await.unwrap(), None);
-    assert_eq!(store.order_body(second.assessment.id).await.unwrap(), None);
+    assert_eq!(open(&*store, second.assessment.id).await, vec![]);
     assert_eq!(
-        store.order_body(first.assessment.id).await.unwrap(),
-        Some(first.order_body)
+        open(&*store, first.assessment.id).await,
+        vec![order_of(&first)]
     );
 }
 
@@ -382,23 +951,21 @@ async fn a_start_after_the_assessment_finished_takes_over_the_start_key(store: S
         start(&t.id, "app-1"),
     );
     store.create_assessment(&first).await.unwrap();
-    assert!(
-        store
-            .record_cancelled(first.assessment.id, NOW + 1)
-            .await
-            .unwrap()
-    );
+    let a = read(&*store, first.assessment.id).await;
+    let cancel = only_change(&a, Status::Cancelled, vec![]);
+    assert_eq!(store.apply(&cancel).await.unwrap(), ChangeOutcome::Applied);
     assert_eq!(
         store.create_assessment(&second).await.unwrap(),
         CreateOutcome::Created
     );
     assert_eq!(
         store.create_assessment(&third).await.unwrap(),
-        CreateOutcome::Existing(Box::new(second.assessment.clone()))
+        CreateOutcome::Existing(Box::new(read(&*store, second.assessment.id).await))
     );
+    assert_eq!(read(&*store, a.id).await.status, Status::Cancelled);
     assert_eq!(
-        read(&*store, first.assessment.id).await.status,
-        Status::Cancelled
+        open(&*store, second.assessment.id).await,
+        vec![order_of(&second)]
     );
 }
 
@@ -445,19 +1012,23 @@ async fn two_concurrent_creates_with_the_same_start_key_create_one_assessment(st
         if *id != winner.id {
             assert_eq!(*outcome, CreateOutcome::Existing(Box::new(winner.clone())));
             assert_eq!(store.assessment(*id).await.unwrap(), None);
+            assert_eq!(open(&*store, *id).await, vec![]);
         }
     }
+    assert_eq!(seqs(&open(&*store, winner.id).await), vec![1]);
 }
 
 async fn concurrent_starts_after_a_finished_assessment_take_it_over_once(store: S) {
     let t = tenant();
     let first = start(&t.id, "app-1");
     store.create_assessment(&first).await.unwrap();
-    assert!(
-        store
-            .record_order_rejected(first.assessment.id, "No such county", NOW)
-            .await
-            .unwrap()
+    // The vendor refused the order: rejected, and the order settled, in one write.
+    let a = read(&*store, first.assessment.id).await;
+    let mut rejected = only_change(&a, Status::Rejected, vec![]);
+    rejected.settle = Some(1);
+    assert_eq!(
+        store.apply(&rejected).await.unwrap(),
+        ChangeOutcome::Applied
     );
     let starts: Vec<NewAssessment> = (0..RACERS).map(|_| start(&t.id, "app-1")).collect();
     let outcomes = race(|i| {
@@ -468,185 +1039,91 @@ async fn concurrent_starts_after_a_finished_assessment_take_it_over_once(store: 
     assert_eq!(count(&outcomes, &CreateOutcome::Created), 1, "{outcomes:?}");
 }
 
-// --- the order lease ---
+// --- changes: markers, changes and settlements in one write ---
 
-async fn the_creator_holds_the_order_lease_until_it_expires(store: S) {
-    let a = created(&*store).await;
-    assert!(!store.claim_order(a.id, NOW, NOW + LEASE).await.unwrap());
-    assert!(
-        !store
-            .claim_order(a.id, NOW + LEASE - 1, NOW + 2 * LEASE)
-            .await
-            .unwrap()
-    );
-    assert!(
-        store
-            .claim_order(a.id, NOW + LEASE, NOW + 2 * LEASE)
-            .await
-            .unwrap()
-    );
-    // The new holder's lease is held in turn.
-    assert!(
-        !store
-            .claim_order(a.id, NOW + LEASE + 1, NOW + 3 * LEASE)
-            .await
-            .unwrap()
-    );
-    let b = read(&*store, a.id).await;
-    assert_eq!(b.order_lease_until_ms, NOW + 2 * LEASE);
-    assert!(b.version > a.version);
-}
-
-async fn only_one_of_concurrent_order_claims_wins(store: S) {
-    let a = created(&*store).await;
-    let claims = race(|_| {
-        let store = store.clone();
-        async move {
-            store
-                .claim_order(a.id, NOW + LEASE, NOW + 2 * LEASE)
-                .await
-                .unwrap()
-        }
-    })
-    .await;
-    assert_eq!(count(&claims, &true), 1, "{claims:?}");
-}
-
-async fn a_released_order_lease_can_be_claimed_at_once(store: S) {
-    let a = created(&*store).await;
-    store.release_order(a.id).await.unwrap();
-    let b = read(&*store, a.id).await;
-    assert_eq!(b.order_lease_until_ms, 0);
-    assert!(b.version > a.version);
-    assert!(store.claim_order(a.id, NOW, NOW + LEASE).await.unwrap());
-}
-
-// --- the vendor's answer to the order ---
-
-async fn an_accepted_order_is_ordered_with_its_vendor_reference_and_no_lease(store: S) {
-    let a = created(&*store).await;
-    store
-        .record_order_accepted(a.id, Some("ACME-42"), NOW + 5)
-        .await
-        .unwrap();
-    let b = read(&*store, a.id).await;
-    assert_eq!(b.status, Status::Ordered);
-    assert_eq!(b.vendor_reference.as_deref(), Some("ACME-42"));
-    assert_eq!(b.order_lease_until_ms, 0);
-    assert_eq!(b.updated_at_ms, NOW + 5);
-    assert!(b.version > a.version);
-}
-
-async fn an_accepted_order_keeps_the_later_status_a_fast_callback_recorded(store: S) {
-    let a = created(&*store).await;
-    apply(&*store, a.id, "msg_1", "u1").await;
-    store
-        .record_order_accepted(a.id, Some("ACME-42"), NOW + 5)
-        .await
-        .unwrap();
-    let b = read(&*store, a.id).await;
-    assert_eq!(b.status, Status::InProgress);
-    assert_eq!(b.vendor_reference.as_deref(), Some("ACME-42"));
-    assert_eq!(b.order_lease_until_ms, 0);
-}
-
-async fn an_accepted_order_can_no_longer_be_claimed_or_rejected(store: S) {
-    let a = created(&*store).await;
-    store.record_order_accepted(a.id, None, NOW).await.unwrap();
-    assert!(
-        !store
-            .claim_order(a.id, NOW + 10 * LEASE, NOW + 11 * LEASE)
-            .await
-            .unwrap()
-    );
-    assert!(
-        !store
-            .record_order_rejected(a.id, "too late", NOW)
-            .await
-            .unwrap()
-    );
-    let b = read(&*store, a.id).await;
-    assert_eq!(b.status, Status::Ordered);
-    assert_eq!(b.rejection_message, None);
-    assert_eq!(b.vendor_reference, None);
-}
-
-async fn a_rejected_order_keeps_the_vendor_message_and_is_final(store: S) {
-    let a = created(&*store).await;
-    assert!(
-        store
-            .record_order_rejected(a.id, "Package not available in CA", NOW + 5)
-            .await
-            .unwrap()
-    );
-    assert!(
-        !store
-            .record_order_rejected(a.id, "again", NOW + 6)
-            .await
-            .unwrap()
-    );
-    assert!(!store.record_cancelled(a.id, NOW + 7).await.unwrap());
-    let b = read(&*store, a.id).await;
-    assert_eq!(b.status, Status::Rejected);
-    assert_eq!(
-        b.rejection_message.as_deref(),
-        Some("Package not available in CA")
-    );
-    assert_eq!(b.order_lease_until_ms, 0);
-    assert_eq!(b.updated_at_ms, NOW + 5);
-}
-
-async fn cancelling_a_live_assessment_succeeds_once(store: S) {
-    let a = created(&*store).await;
-    apply(&*store, a.id, "msg_1", "u1").await;
-    assert!(store.record_cancelled(a.id, NOW + 9).await.unwrap());
-    assert!(!store.record_cancelled(a.id, NOW + 10).await.unwrap());
-    let b = read(&*store, a.id).await;
-    assert_eq!(b.status, Status::Cancelled);
-    assert_eq!(b.order_lease_until_ms, 0);
-    assert_eq!(b.updated_at_ms, NOW + 9);
-}
-
-async fn writes_to_an_unknown_assessment_create_nothing(store: S) {
-    let id = AssessmentId::new();
-    assert!(!store.claim_order(id, NOW, NOW + LEASE).await.unwrap());
-    store
-        .record_order_accepted(id, Some("ref"), NOW)
-        .await
-        .unwrap();
-    store.release_order(id).await.unwrap();
-    assert!(!store.record_order_rejected(id, "no", NOW).await.unwrap());
-    assert!(!store.record_cancelled(id, NOW).await.unwrap());
-    assert_eq!(store.assessment(id).await.unwrap(), None);
-}
-
-// --- callbacks ---
-
-async fn a_callback_changes_the_status_and_queues_the_next_update(store: S) {
+async fn a_change_updates_the_assessment_and_appends_its_deliveries(store: S) {
     let a = created(&*store).await;
     let w = callback(&a, "msg_1", Status::InProgress, r#"{"n":1}"#);
-    assert_eq!(
-        store.apply_callback(&w).await.unwrap(),
-        CallbackOutcome::Applied
-    );
+    assert_eq!(store.apply(&w).await.unwrap(), ChangeOutcome::Applied);
     let b = read(&*store, a.id).await;
     assert_eq!(b.status, Status::InProgress);
     assert_eq!(b.status_label.as_deref(), Some("InProgress"));
-    assert_eq!(b.update_seq, 1);
-    assert_eq!(b.last_update_ms, NOW + 1_000);
-    assert_eq!(b.updated_at_ms, NOW + 1_000);
+    assert_eq!(b.update_seq, 2);
+    assert_eq!(b.last_update_ms, at(&a));
+    assert_eq!(b.updated_at_ms, at(&a));
     assert_eq!(b.version, a.version + 1);
-    let pending = store.pending_updates(a.id).await.unwrap();
-    assert_eq!(pending.len(), 1);
+    let deliveries = open(&*store, a.id).await;
+    assert_eq!(seqs(&deliveries), vec![1, 2]);
     assert_eq!(
-        (pending[0].seq, pending[0].body.as_str()),
-        (1, r#"{"n":1}"#)
+        deliveries[1],
+        Delivery {
+            assessment_id: a.id,
+            seq: 2,
+            kind: DeliveryKind::AshbyUpdate,
+            body: r#"{"n":1}"#.into(),
+            state: DeliveryState::Pending,
+            attempts: 0,
+            created_ms: at(&a),
+            next_attempt_ms: at(&a),
+            lease_until_ms: 0,
+            last_error: None,
+        }
     );
-    assert_eq!((pending[0].delivered, pending[0].attempts), (false, 0));
+}
+
+async fn a_change_keeps_what_it_does_not_carry(store: S) {
+    let a = created(&*store).await;
+    let mut w = only_change(&a, Status::Ordered, vec![]);
+    if let Some(c) = w.change.as_mut() {
+        c.vendor_reference = Some("ACME-42".into());
+        c.update_ms = None;
+    }
+    assert_eq!(store.apply(&w).await.unwrap(), ChangeOutcome::Applied);
+    let b = read(&*store, a.id).await;
+    assert_eq!(b.vendor_reference.as_deref(), Some("ACME-42"));
+    assert_eq!((b.last_update_ms, b.update_seq), (a.last_update_ms, 1));
+    let mut w = only_change(&b, Status::Rejected, vec![]);
+    if let Some(c) = w.change.as_mut() {
+        c.rejection_message = Some("Package not available in CA".into());
+    }
+    assert_eq!(store.apply(&w).await.unwrap(), ChangeOutcome::Applied);
+    let c = read(&*store, a.id).await;
+    assert_eq!(c.vendor_reference.as_deref(), Some("ACME-42"));
     assert_eq!(
-        (pending[0].lease_until_ms, &pending[0].last_error),
-        (0, &None)
+        c.rejection_message.as_deref(),
+        Some("Package not available in CA")
     );
+    assert_eq!(c.last_update_ms, at(&b));
+    assert_eq!(c.version, a.version + 2);
+}
+
+async fn deliveries_get_consecutive_sequence_numbers_across_changes(store: S) {
+    let a = created(&*store).await;
+    // Up to twelve, so that the order has to hold past 9 → 10.
+    let mut bodies: Vec<String> = Vec::new();
+    for batch in [2, 1, 3, 5] {
+        let b = read(&*store, a.id).await;
+        let deliveries: Vec<NewDelivery> = (0..batch)
+            .map(|i| {
+                let body = format!("v{}-{i}", b.version);
+                bodies.push(body.clone());
+                let mut d = update(&body, at(&b));
+                if i % 2 == 1 {
+                    d.kind = DeliveryKind::VendorCancel;
+                }
+                d
+            })
+            .collect();
+        let w = only_change(&b, Status::InProgress, deliveries);
+        assert_eq!(store.apply(&w).await.unwrap(), ChangeOutcome::Applied);
+    }
+    let deliveries = open(&*store, a.id).await;
+    assert_eq!(seqs(&deliveries), (1..=12).collect::<Vec<u64>>());
+    let got: Vec<&str> = deliveries[1..].iter().map(|d| d.body.as_str()).collect();
+    assert_eq!(got, bodies);
+    assert!(deliveries.iter().all(|d| d.assessment_id == a.id));
+    assert_eq!(deliveries[2].kind, DeliveryKind::VendorCancel);
+    assert_eq!(read(&*store, a.id).await.update_seq, 12);
 }
 
 async fn a_repeated_webhook_id_is_a_duplicate_and_changes_nothing(store: S) {
@@ -655,230 +1132,471 @@ async fn a_repeated_webhook_id_is_a_duplicate_and_changes_nothing(store: S) {
     let b = read(&*store, a.id).await;
     // Redelivered, even with a fresh version and another status: still the same message.
     let again = callback(&b, "msg_1", Status::Completed, "u2");
-    assert_eq!(
-        store.apply_callback(&again).await.unwrap(),
-        CallbackOutcome::Duplicate
-    );
+    assert_eq!(store.apply(&again).await.unwrap(), ChangeOutcome::Duplicate);
+    // On a stale version too: the duplicate is what the caller must hear.
+    let stale = callback(&a, "msg_1", Status::Completed, "u2");
+    assert_eq!(store.apply(&stale).await.unwrap(), ChangeOutcome::Duplicate);
     assert_eq!(read(&*store, a.id).await, b);
-    assert_eq!(store.pending_updates(a.id).await.unwrap().len(), 1);
+    assert_eq!(seqs(&open(&*store, a.id).await), vec![1, 2]);
 }
 
 async fn the_same_webhook_id_from_another_vendor_is_not_a_duplicate(store: S) {
     let a = created(&*store).await;
     apply(&*store, a.id, "msg_1", "u1").await;
     let mut w = callback(&read(&*store, a.id).await, "msg_1", Status::Completed, "u2");
-    w.vendor_id = VendorId::parse("other-vendor").unwrap();
-    assert_eq!(
-        store.apply_callback(&w).await.unwrap(),
-        CallbackOutcome::Applied
-    );
+    if let Some(m) = w.marker.as_mut() {
+        m.vendor_id = VendorId::parse("other-vendor").unwrap();
+    }
+    assert_eq!(store.apply(&w).await.unwrap(), ChangeOutcome::Applied);
 }
 
-async fn a_callback_on_a_stale_version_is_a_conflict_and_leaves_no_marker(store: S) {
+async fn a_change_on_a_stale_version_is_a_conflict_and_leaves_no_marker(store: S) {
     let a = created(&*store).await;
     apply(&*store, a.id, "msg_1", "u1").await;
     let stale = callback(&a, "msg_2", Status::Completed, "u2");
-    assert_eq!(
-        store.apply_callback(&stale).await.unwrap(),
-        CallbackOutcome::Conflict
-    );
+    assert_eq!(store.apply(&stale).await.unwrap(), ChangeOutcome::Conflict);
     let b = read(&*store, a.id).await;
-    assert_eq!((b.status, b.update_seq), (Status::InProgress, 1));
-    assert_eq!(store.pending_updates(a.id).await.unwrap().len(), 1);
+    assert_eq!((b.status, b.update_seq), (Status::InProgress, 2));
+    assert_eq!(seqs(&open(&*store, a.id).await), vec![1, 2]);
     // Re-read and decided again: the same webhook-id now applies, so no marker was left behind.
     let fresh = callback(&b, "msg_2", Status::Completed, "u2");
-    assert_eq!(
-        store.apply_callback(&fresh).await.unwrap(),
-        CallbackOutcome::Applied
-    );
+    assert_eq!(store.apply(&fresh).await.unwrap(), ChangeOutcome::Applied);
     assert_eq!(read(&*store, a.id).await.status, Status::Completed);
 }
 
-async fn a_callback_for_an_unknown_assessment_is_a_conflict(store: S) {
+async fn a_change_for_an_unknown_assessment_is_a_conflict_and_writes_nothing(store: S) {
     let mut ghost = start(&tenant().id, "app-1").assessment;
     ghost.id = AssessmentId::new();
     let w = callback(&ghost, "msg_1", Status::InProgress, "u1");
+    assert_eq!(store.apply(&w).await.unwrap(), ChangeOutcome::Conflict);
     assert_eq!(
-        store.apply_callback(&w).await.unwrap(),
-        CallbackOutcome::Conflict
+        store.apply(&only_settle(ghost.id, 1)).await.unwrap(),
+        ChangeOutcome::Conflict
     );
     assert_eq!(store.assessment(ghost.id).await.unwrap(), None);
-    assert_eq!(store.pending_updates(ghost.id).await.unwrap(), vec![]);
+    assert_eq!(open(&*store, ghost.id).await, vec![]);
+    // No marker was left behind either.
+    let mut marker_only = w.clone();
+    marker_only.change = None;
+    assert_eq!(
+        store.apply(&marker_only).await.unwrap(),
+        ChangeOutcome::Applied
+    );
 }
 
-async fn a_callback_without_a_change_records_only_the_marker(store: S) {
+async fn a_marker_alone_is_recorded_once(store: S) {
     let a = created(&*store).await;
-    let mut w = callback(&a, "msg_1", Status::InProgress, "u1");
-    w.change = None;
-    assert_eq!(
-        store.apply_callback(&w).await.unwrap(),
-        CallbackOutcome::Applied
-    );
+    let w = ChangeWrite {
+        assessment_id: a.id,
+        marker: Some(marker("msg_1")),
+        change: None,
+        settle: None,
+    };
+    assert_eq!(store.apply(&w).await.unwrap(), ChangeOutcome::Applied);
     assert_eq!(read(&*store, a.id).await, a);
-    assert_eq!(store.pending_updates(a.id).await.unwrap(), vec![]);
-    assert_eq!(
-        store.apply_callback(&w).await.unwrap(),
-        CallbackOutcome::Duplicate
-    );
+    assert_eq!(seqs(&open(&*store, a.id).await), vec![1]);
+    assert_eq!(store.apply(&w).await.unwrap(), ChangeOutcome::Duplicate);
 }
 
-async fn a_callback_without_a_label_removes_the_previous_label(store: S) {
+async fn a_change_without_a_label_removes_the_previous_label(store: S) {
     let a = created(&*store).await;
     apply(&*store, a.id, "msg_1", "u1").await;
     let mut w = callback(&read(&*store, a.id).await, "msg_2", Status::Completed, "u2");
     if let Some(c) = w.change.as_mut() {
         c.status_label = None;
     }
-    assert_eq!(
-        store.apply_callback(&w).await.unwrap(),
-        CallbackOutcome::Applied
-    );
+    assert_eq!(store.apply(&w).await.unwrap(), ChangeOutcome::Applied);
     let b = read(&*store, a.id).await;
     assert_eq!((b.status, b.status_label), (Status::Completed, None));
 }
 
-async fn concurrent_callbacks_with_the_same_webhook_id_apply_once(store: S) {
+async fn settling_a_delivery_alone_takes_it_out_of_the_queue_once(store: S) {
+    let a = created(&*store).await;
+    assert_eq!(
+        store.apply(&only_settle(a.id, 1)).await.unwrap(),
+        ChangeOutcome::Applied
+    );
+    assert_eq!(open(&*store, a.id).await, vec![]);
+    assert_eq!(read(&*store, a.id).await, a);
+    assert_eq!(
+        due_once(&*store, i64::MAX, 10, <[_]>::is_empty).await,
+        vec![]
+    );
+    // Settled already, or never there: a conflict, and nothing changes.
+    assert_eq!(
+        store.apply(&only_settle(a.id, 1)).await.unwrap(),
+        ChangeOutcome::Conflict
+    );
+    assert_eq!(
+        store.apply(&only_settle(a.id, 2)).await.unwrap(),
+        ChangeOutcome::Conflict
+    );
+    assert!(
+        !store
+            .claim_delivery(a.id, 1, NOW + LEASE, NOW + 2 * LEASE)
+            .await
+            .unwrap()
+    );
+    assert_eq!(open(&*store, a.id).await, vec![]);
+}
+
+async fn a_vendor_answer_settles_the_order_and_changes_the_assessment_in_one_write(store: S) {
+    let a = created(&*store).await;
+    let answer = |a: &Assessment, webhook_id: &str| {
+        let mut w = callback(a, webhook_id, Status::Ordered, "started");
+        if let Some(c) = w.change.as_mut() {
+            c.vendor_reference = Some("ACME-42".into());
+        }
+        w.settle = Some(1);
+        w
+    };
+    assert_eq!(
+        store.apply(&answer(&a, "msg_1")).await.unwrap(),
+        ChangeOutcome::Applied
+    );
+    let b = read(&*store, a.id).await;
+    assert_eq!(
+        (b.status, b.vendor_reference.as_deref(), b.update_seq),
+        (Status::Ordered, Some("ACME-42"), 2)
+    );
+    assert_eq!(seqs(&open(&*store, a.id).await), vec![2]);
+    // The same answer again on the fresh version: the order is settled, so it conflicts, and
+    // neither its change nor its marker was written.
+    assert_eq!(
+        store.apply(&answer(&b, "msg_2")).await.unwrap(),
+        ChangeOutcome::Conflict
+    );
+    assert_eq!(read(&*store, a.id).await, b);
+    assert_eq!(seqs(&open(&*store, a.id).await), vec![2]);
+    let mut marker_only = answer(&b, "msg_2");
+    (marker_only.change, marker_only.settle) = (None, None);
+    assert_eq!(
+        store.apply(&marker_only).await.unwrap(),
+        ChangeOutcome::Applied
+    );
+    // Its first webhook-id is still a duplicate, whatever else the write carries.
+    assert_eq!(
+        store.apply(&answer(&b, "msg_1")).await.unwrap(),
+        ChangeOutcome::Duplicate
+    );
+}
+
+async fn concurrent_changes_with_the_same_webhook_id_apply_once(store: S) {
     let a = created(&*store).await;
     let w = callback(&a, "msg_1", Status::InProgress, "u1");
     let outcomes = race(|_| {
         let (store, w) = (store.clone(), w.clone());
-        async move { store.apply_callback(&w).await.unwrap() }
+        async move { store.apply(&w).await.unwrap() }
     })
     .await;
-    assert_eq!(
-        count(&outcomes, &CallbackOutcome::Applied),
-        1,
-        "{outcomes:?}"
-    );
-    assert_eq!(read(&*store, a.id).await.update_seq, 1);
-    assert_eq!(store.pending_updates(a.id).await.unwrap().len(), 1);
+    assert_eq!(count(&outcomes, &ChangeOutcome::Applied), 1, "{outcomes:?}");
+    assert_eq!(read(&*store, a.id).await.update_seq, 2);
+    assert_eq!(seqs(&open(&*store, a.id).await), vec![1, 2]);
 }
 
-async fn concurrent_callbacks_on_the_same_version_apply_once(store: S) {
+async fn concurrent_changes_on_the_same_version_apply_once(store: S) {
     let a = created(&*store).await;
     let outcomes = race(|i| {
         let body = format!("u{i}");
         let w = callback(&a, &format!("msg_{i}"), Status::InProgress, &body);
         let store = store.clone();
-        async move { (store.apply_callback(&w).await.unwrap(), body) }
+        async move { (store.apply(&w).await.unwrap(), body) }
     })
     .await;
     let applied: Vec<&str> = outcomes
         .iter()
-        .filter(|(o, _)| *o == CallbackOutcome::Applied)
+        .filter(|(o, _)| *o == ChangeOutcome::Applied)
         .map(|(_, body)| body.as_str())
         .collect();
     assert_eq!(applied.len(), 1, "{outcomes:?}");
     let conflicts = outcomes
         .iter()
-        .filter(|(o, _)| *o == CallbackOutcome::Conflict)
+        .filter(|(o, _)| *o == ChangeOutcome::Conflict)
         .count();
     assert_eq!(conflicts, RACERS - 1, "{outcomes:?}");
-    let pending = store.pending_updates(a.id).await.unwrap();
-    assert_eq!(pending.len(), 1);
-    assert_eq!(pending[0].body, applied[0]);
-    assert_eq!(read(&*store, a.id).await.update_seq, 1);
+    let deliveries = open(&*store, a.id).await;
+    assert_eq!(seqs(&deliveries), vec![1, 2]);
+    assert_eq!(deliveries[1].body, applied[0]);
+    assert_eq!(read(&*store, a.id).await.update_seq, 2);
 }
 
-// --- the outbox of updates owed to Ashby ---
-
-async fn pending_updates_come_oldest_first(store: S) {
+async fn concurrent_settlements_of_one_delivery_apply_once(store: S) {
     let a = created(&*store).await;
-    // Twelve, so that the order has to hold past 9 → 10.
-    for i in 1..=12 {
-        apply(&*store, a.id, &format!("msg_{i}"), &format!("u{i}")).await;
-    }
-    let pending = store.pending_updates(a.id).await.unwrap();
-    let got: Vec<(u64, &str)> = pending.iter().map(|u| (u.seq, u.body.as_str())).collect();
-    let want: Vec<(u64, String)> = (1..=12).map(|i| (i, format!("u{i}"))).collect();
-    let want: Vec<(u64, &str)> = want.iter().map(|(s, b)| (*s, b.as_str())).collect();
-    assert_eq!(got, want);
-    assert!(pending.iter().all(|u| u.assessment_id == a.id));
+    let outcomes = race(|_| {
+        let store = store.clone();
+        async move { store.apply(&only_settle(a.id, 1)).await.unwrap() }
+    })
+    .await;
+    assert_eq!(count(&outcomes, &ChangeOutcome::Applied), 1, "{outcomes:?}");
+    assert_eq!(
+        count(&outcomes, &ChangeOutcome::Conflict),
+        RACERS - 1,
+        "{outcomes:?}"
+    );
 }
 
-async fn only_one_of_concurrent_update_claims_wins_and_counts_an_attempt(store: S) {
+// --- the delivery queue ---
+
+async fn the_creator_holds_the_order_lease_until_it_expires(store: S) {
+    let a = created(&*store).await;
+    assert!(
+        !store
+            .claim_delivery(a.id, 1, NOW, NOW + LEASE)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .claim_delivery(a.id, 1, NOW + LEASE - 1, NOW + 2 * LEASE)
+            .await
+            .unwrap()
+    );
+    assert!(
+        store
+            .claim_delivery(a.id, 1, NOW + LEASE, NOW + 2 * LEASE)
+            .await
+            .unwrap()
+    );
+    // The new holder's lease is held in turn.
+    assert!(
+        !store
+            .claim_delivery(a.id, 1, NOW + LEASE + 1, NOW + 3 * LEASE)
+            .await
+            .unwrap()
+    );
+    let order = delivery(&*store, a.id, 1).await;
+    assert_eq!((order.lease_until_ms, order.attempts), (NOW + 2 * LEASE, 1));
+}
+
+async fn only_one_of_concurrent_claims_wins_and_counts_an_attempt(store: S) {
     let a = created(&*store).await;
     apply(&*store, a.id, "msg_1", "u1").await;
     let claims = race(|_| {
         let store = store.clone();
-        async move { store.claim_update(a.id, 1, NOW, NOW + LEASE).await.unwrap() }
+        async move {
+            store
+                .claim_delivery(a.id, 2, NOW, NOW + LEASE)
+                .await
+                .unwrap()
+        }
     })
     .await;
     assert_eq!(count(&claims, &true), 1, "{claims:?}");
-    let pending = store.pending_updates(a.id).await.unwrap();
-    assert_eq!(
-        (pending[0].attempts, pending[0].lease_until_ms),
-        (1, NOW + LEASE)
-    );
+    let d = delivery(&*store, a.id, 2).await;
+    assert_eq!((d.attempts, d.lease_until_ms), (1, NOW + LEASE));
 }
 
-async fn a_claimed_update_is_leased_until_it_expires_or_is_released(store: S) {
+async fn a_failed_attempt_releases_the_lease_and_is_due_again_at_its_retry_time(store: S) {
     let a = created(&*store).await;
     apply(&*store, a.id, "msg_1", "u1").await;
-    assert!(store.claim_update(a.id, 1, NOW, NOW + LEASE).await.unwrap());
     assert!(
-        !store
-            .claim_update(a.id, 1, NOW + LEASE - 1, NOW + 2 * LEASE)
+        store
+            .claim_delivery(a.id, 2, NOW, NOW + LEASE)
             .await
             .unwrap()
     );
+    let retry = NOW + 5 * LEASE;
+    store
+        .delivery_failed(a.id, 2, "Ashby answered 503", &Retry::At(retry))
+        .await
+        .unwrap();
+    let d = delivery(&*store, a.id, 2).await;
+    assert_eq!(d.state, DeliveryState::Pending);
+    assert_eq!((d.lease_until_ms, d.next_attempt_ms), (0, retry));
+    assert_eq!(d.last_error.as_deref(), Some("Ashby answered 503"));
+    // Released: claimable at once (the caller decides whether it is due).
     assert!(
         store
-            .claim_update(a.id, 1, NOW + LEASE, NOW + 2 * LEASE)
+            .claim_delivery(a.id, 2, NOW + 1, NOW + LEASE)
+            .await
+            .unwrap()
+    );
+    assert_eq!(delivery(&*store, a.id, 2).await.attempts, 2);
+    // Due at its retry time, not before; the order (due at NOW) stays due meanwhile.
+    let order = due_ref(a.id, 1, NOW);
+    let before = due_once(&*store, retry - 1, 10, |d| d == [order]).await;
+    assert_eq!(before, vec![order]);
+    let want = vec![order, due_ref(a.id, 2, retry)];
+    assert_eq!(due_once(&*store, retry, 10, |d| d == want).await, want);
+}
+
+async fn a_delivered_delivery_is_not_open_due_claimable_or_stuck(store: S) {
+    let a = created(&*store).await;
+    apply(&*store, a.id, "msg_1", "u1").await;
+    apply(&*store, a.id, "msg_2", "u2").await;
+    assert!(
+        store
+            .claim_delivery(a.id, 2, NOW, NOW + LEASE)
             .await
             .unwrap()
     );
     store
-        .release_update(a.id, 1, "Ashby answered 503")
+        .delivery_failed(a.id, 2, "timeout", &Retry::At(NOW))
         .await
         .unwrap();
-    let pending = store.pending_updates(a.id).await.unwrap();
-    assert_eq!(pending[0].lease_until_ms, 0);
-    assert_eq!(pending[0].last_error.as_deref(), Some("Ashby answered 503"));
     assert!(
         store
-            .claim_update(a.id, 1, NOW + LEASE + 1, NOW + 3 * LEASE)
+            .claim_delivery(a.id, 2, NOW, NOW + LEASE)
             .await
             .unwrap()
     );
-    assert_eq!(store.pending_updates(a.id).await.unwrap()[0].attempts, 3);
+    store.delivery_succeeded(a.id, 2).await.unwrap();
+    // Idempotent, and a late failure report or redelivery cannot bring it back.
+    store.delivery_succeeded(a.id, 2).await.unwrap();
+    store
+        .delivery_failed(a.id, 2, "late", &Retry::Dead("late".into()))
+        .await
+        .unwrap();
+    assert!(!store.redeliver(a.id, 2, NOW).await.unwrap());
+    assert_eq!(seqs(&open(&*store, a.id).await), vec![1, 3]);
+    assert!(
+        !store
+            .claim_delivery(a.id, 2, NOW + 10 * LEASE, NOW + 11 * LEASE)
+            .await
+            .unwrap()
+    );
+    // Delivery 3 was written by the second change, at NOW + 2 s (see `at`).
+    let want = vec![due_ref(a.id, 1, NOW), due_ref(a.id, 3, NOW + 2_000)];
+    assert_eq!(due_once(&*store, i64::MAX, 10, |d| d == want).await, want);
+    assert_eq!(stuck_once(&*store, 10, <[_]>::is_empty).await, vec![]);
 }
 
-async fn a_delivered_update_is_no_longer_pending_or_claimable(store: S) {
+async fn parked_and_dead_deliveries_are_stuck_until_redelivered(store: S) {
     let a = created(&*store).await;
     apply(&*store, a.id, "msg_1", "u1").await;
     apply(&*store, a.id, "msg_2", "u2").await;
-    assert!(store.claim_update(a.id, 1, NOW, NOW + LEASE).await.unwrap());
-    store.release_update(a.id, 1, "timeout").await.unwrap();
-    assert!(store.claim_update(a.id, 1, NOW, NOW + LEASE).await.unwrap());
-    store.mark_update_delivered(a.id, 1, NOW + 1).await.unwrap();
-    let pending = store.pending_updates(a.id).await.unwrap();
-    assert_eq!(pending.iter().map(|u| u.seq).collect::<Vec<_>>(), vec![2]);
     assert!(
-        !store
-            .claim_update(a.id, 1, NOW + 10 * LEASE, NOW + 11 * LEASE)
+        store
+            .claim_delivery(a.id, 3, NOW, NOW + LEASE)
             .await
             .unwrap()
+    );
+    let parked = Retry::Park("no Ashby API key".into());
+    store
+        .delivery_failed(a.id, 3, "401", &parked)
+        .await
+        .unwrap();
+    let dead = Retry::Dead("undelivered after 72 h".into());
+    store.delivery_failed(a.id, 2, "503", &dead).await.unwrap();
+    let deliveries = open(&*store, a.id).await;
+    assert_eq!(seqs(&deliveries), vec![1, 2, 3]);
+    let (d2, d3) = (&deliveries[1], &deliveries[2]);
+    assert_eq!(
+        d2.state,
+        DeliveryState::Dead("undelivered after 72 h".into())
+    );
+    assert_eq!(d3.state, DeliveryState::Parked("no Ashby API key".into()));
+    assert_eq!((d3.lease_until_ms, d3.attempts), (0, 1));
+    assert_eq!(d3.last_error.as_deref(), Some("401"));
+    // Stuck, oldest first (2 was created before 3), and not due or claimable.
+    let want = vec![d2.clone(), d3.clone()];
+    assert_eq!(stuck_once(&*store, 10, |s| s == want).await, want);
+    assert_eq!(stuck_once(&*store, 1, |s| s == &want[..1]).await, want[..1]);
+    let order = vec![due_ref(a.id, 1, NOW)];
+    assert_eq!(due_once(&*store, i64::MAX, 10, |d| d == order).await, order);
+    assert!(
+        !store
+            .claim_delivery(a.id, 3, NOW + LEASE, NOW + 2 * LEASE)
+            .await
+            .unwrap()
+    );
+    // A failure reported for a stopped delivery changes nothing.
+    store
+        .delivery_failed(a.id, 3, "late", &Retry::At(NOW))
+        .await
+        .unwrap();
+    assert_eq!(delivery(&*store, a.id, 3).await, *d3);
+    // Redelivered: pending, due now, no lease, out of the stuck list; only once.
+    let now = NOW + 9 * LEASE;
+    assert!(store.redeliver(a.id, 3, now).await.unwrap());
+    assert!(!store.redeliver(a.id, 3, now).await.unwrap());
+    assert!(!store.redeliver(a.id, 1, now).await.unwrap());
+    let d = delivery(&*store, a.id, 3).await;
+    assert_eq!(d.state, DeliveryState::Pending);
+    assert_eq!((d.next_attempt_ms, d.lease_until_ms), (now, 0));
+    // As if new: the maximum age and the backoff count from the redelivery.
+    assert_eq!((d.created_ms, d.attempts), (now, 0));
+    let want = vec![due_ref(a.id, 1, NOW), due_ref(a.id, 3, now)];
+    assert_eq!(due_once(&*store, now, 10, |d| d == want).await, want);
+    assert_eq!(
+        stuck_once(&*store, 10, |s| s == [d2.clone()]).await,
+        vec![d2.clone()]
+    );
+    assert!(
+        store
+            .claim_delivery(a.id, 3, now, now + LEASE)
+            .await
+            .unwrap()
+    );
+    assert!(store.redeliver(a.id, 2, now).await.unwrap());
+    assert_eq!(stuck_once(&*store, 10, <[_]>::is_empty).await, vec![]);
+}
+
+async fn due_deliveries_come_by_next_attempt_up_to_the_limit(store: S) {
+    let (a, b, c) = (
+        created(&*store).await,
+        created(&*store).await,
+        created(&*store).await,
+    );
+    for (x, t) in [(&a, NOW + 300), (&b, NOW + 100), (&c, NOW + 200)] {
+        store
+            .delivery_failed(x.id, 1, "HTTP 500", &Retry::At(t))
+            .await
+            .unwrap();
+    }
+    let all = vec![
+        due_ref(b.id, 1, NOW + 100),
+        due_ref(c.id, 1, NOW + 200),
+        due_ref(a.id, 1, NOW + 300),
+    ];
+    assert_eq!(due_once(&*store, NOW + 1_000, 10, |d| d == all).await, all);
+    assert_eq!(
+        due_once(&*store, NOW + 250, 10, |d| d == &all[..2]).await,
+        all[..2]
+    );
+    assert_eq!(
+        due_once(&*store, NOW + 1_000, 2, |d| d == &all[..2]).await,
+        all[..2]
+    );
+    assert_eq!(
+        due_once(&*store, NOW + 99, 10, <[_]>::is_empty).await,
+        vec![]
+    );
+    assert_eq!(store.due_deliveries(NOW + 1_000, 0).await.unwrap(), vec![]);
+    // The oldest pending one, as the scheduler reports it.
+    assert_eq!(
+        due_once(&*store, i64::MAX, 1, |d| d == &all[..1]).await,
+        all[..1]
     );
 }
 
-async fn claiming_or_delivering_an_unknown_update_changes_nothing(store: S) {
+async fn writes_to_an_unknown_delivery_change_nothing(store: S) {
     let a = created(&*store).await;
-    apply(&*store, a.id, "msg_1", "u1").await;
-    assert!(!store.claim_update(a.id, 2, NOW, NOW + LEASE).await.unwrap());
-    store.release_update(a.id, 2, "x").await.unwrap();
-    store.mark_update_delivered(a.id, 2, NOW).await.unwrap();
-    let pending = store.pending_updates(a.id).await.unwrap();
-    assert_eq!(pending.iter().map(|u| u.seq).collect::<Vec<_>>(), vec![1]);
     let unknown = AssessmentId::new();
-    assert!(
-        !store
-            .claim_update(unknown, 1, NOW, NOW + LEASE)
+    for (id, seq) in [(a.id, 2), (unknown, 1)] {
+        assert!(
+            !store
+                .claim_delivery(id, seq, NOW, NOW + LEASE)
+                .await
+                .unwrap()
+        );
+        store.delivery_succeeded(id, seq).await.unwrap();
+        store
+            .delivery_failed(id, seq, "x", &Retry::At(NOW))
             .await
-            .unwrap()
-    );
-    store.mark_update_delivered(unknown, 1, NOW).await.unwrap();
-    assert_eq!(store.pending_updates(unknown).await.unwrap(), vec![]);
+            .unwrap();
+        store
+            .delivery_failed(id, seq, "x", &Retry::Park("x".into()))
+            .await
+            .unwrap();
+        assert!(!store.redeliver(id, seq, NOW).await.unwrap());
+    }
+    assert_eq!(seqs(&open(&*store, a.id).await), vec![1]);
+    assert_eq!(open(&*store, unknown).await, vec![]);
+    assert_eq!(store.assessment(unknown).await.unwrap(), None);
+    let order = vec![due_ref(a.id, 1, NOW)];
+    assert_eq!(due_once(&*store, i64::MAX, 10, |d| d == order).await, order);
+    assert_eq!(stuck_once(&*store, 10, <[_]>::is_empty).await, vec![]);
 }
 
 // --- DynamoDB only: what the table itself must do ---
@@ -928,47 +1646,295 @@ async fn dynamodb_a_replaced_token_leaves_no_item_and_a_leftover_one_finds_nothi
 }
 
 #[tokio::test]
-async fn dynamodb_an_expired_order_body_is_absent_before_ttl_deletes_it() {
+async fn dynamodb_a_revoked_token_leaves_no_item_and_a_leftover_one_finds_nothing() {
     let (client, table) = hub_tests::aws::fresh_table().await;
     let store = DynamoDbStore::new(client.clone(), table.clone());
-    let mut new = start(&tenant().id, "app-1");
-    new.pii_expires_at_s = now_s() - 1;
-    let id = new.assessment.id;
-    store.create_assessment(&new).await.unwrap();
-    assert_eq!(store.order_body(id).await.unwrap(), None);
-    assert!(store.assessment(id).await.unwrap().is_some());
-    // The item is still there (TTL deletes lazily) and carries the TTL that will delete it.
-    let order = raw_item(&client, &table, format!("ASSESSMENT#{id}"), "ORDER")
-        .await
-        .expect("order item not yet deleted");
+    let (t, old, new) = (tenant(), token(), token());
+    store.create_tenant(&t, &old).await.unwrap();
+    store.add_tenant_token(&t.id, &new).await.unwrap();
+    store.revoke_tenant_token(&t.id, &old).await.unwrap();
+    let old_pk = format!("TOKEN#{}", old.to_hex());
     assert_eq!(
-        order.get("expires_at"),
-        Some(&AttributeValue::N(new.pii_expires_at_s.to_string()))
+        raw_item(&client, &table, old_pk.clone(), "TOKEN").await,
+        None
     );
+    client
+        .put_item()
+        .table_name(&table)
+        .item("pk", AttributeValue::S(old_pk))
+        .item("sk", AttributeValue::S("TOKEN".into()))
+        .item("tenant_id", AttributeValue::S(t.id.to_string()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(store.tenant_by_token(&old).await.unwrap(), None);
+    assert_eq!(store.tenant_by_token(&new).await.unwrap(), Some(t));
 }
 
 #[tokio::test]
-async fn dynamodb_candidate_pii_is_only_on_the_expiring_order_item() {
+async fn dynamodb_a_tenant_stored_with_a_single_token_hash_keeps_working_and_can_rotate() {
+    // The item shape before tenants could hold several tokens: `token_hash`, no `tokens`, no `rev`.
     let (client, table) = hub_tests::aws::fresh_table().await;
     let store = DynamoDbStore::new(client.clone(), table.clone());
-    let new = start(&tenant().id, "app-1");
-    store.create_assessment(&new).await.unwrap();
+    let (t, old, new) = (tenant(), token(), token());
+    let pk = format!("TENANT#{}", t.id);
+    client
+        .put_item()
+        .table_name(&table)
+        .item("pk", AttributeValue::S(pk.clone()))
+        .item("sk", AttributeValue::S("TENANT".into()))
+        .item("name", AttributeValue::S(t.name.clone()))
+        .item(
+            "ashby_base_url",
+            AttributeValue::S(t.ashby_base_url.to_string()),
+        )
+        .item(
+            "packages",
+            AttributeValue::L(vec![AttributeValue::S(package().to_string())]),
+        )
+        .item("disabled", AttributeValue::Bool(false))
+        .item("token_hash", AttributeValue::S(old.to_hex()))
+        .send()
+        .await
+        .unwrap();
+    client
+        .put_item()
+        .table_name(&table)
+        .item("pk", AttributeValue::S(format!("TOKEN#{}", old.to_hex())))
+        .item("sk", AttributeValue::S("TOKEN".into()))
+        .item("tenant_id", AttributeValue::S(t.id.to_string()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(store.tenant_by_token(&old).await.unwrap(), Some(t.clone()));
+    assert_eq!(
+        store.add_tenant_token(&t.id, &new).await.unwrap(),
+        RegistryOutcome::Done
+    );
+    assert_eq!(store.tenant_by_token(&old).await.unwrap(), Some(t.clone()));
+    assert_eq!(store.tenant_by_token(&new).await.unwrap(), Some(t.clone()));
+    store.revoke_tenant_token(&t.id, &old).await.unwrap();
+    assert_eq!(store.tenant_by_token(&old).await.unwrap(), None);
+    let item = raw_item(&client, &table, pk, "TENANT").await.unwrap();
+    assert!(!item.contains_key("token_hash"), "{:?}", item.keys());
+    assert_eq!(store.tenant_by_token(&new).await.unwrap(), Some(t));
+}
+
+type Item = std::collections::HashMap<String, AttributeValue>;
+
+/// Every item of the table, read consistently.
+async fn all_items(client: &aws_sdk_dynamodb::Client, table: &str) -> Vec<Item> {
+    let mut items = Vec::new();
+    let mut start = None;
+    loop {
+        let page = client
+            .scan()
+            .table_name(table)
+            .consistent_read(true)
+            .set_exclusive_start_key(start)
+            .send()
+            .await
+            .unwrap();
+        items.extend(page.items.unwrap_or_default());
+        match page.last_evaluated_key {
+            Some(key) if !key.is_empty() => start = Some(key),
+            _ => return items,
+        }
+    }
+}
+
+/// The `due` index's entries (`gsi1pk`, `gsi1sk`), read from the index itself.
+async fn index_entries(
+    client: &aws_sdk_dynamodb::Client,
+    table: &str,
+) -> Result<Vec<(String, String)>, StoreError> {
     let items = client
         .scan()
-        .table_name(&table)
-        .consistent_read(true)
+        .table_name(table)
+        .index_name("due")
         .send()
         .await
         .unwrap()
         .items
         .unwrap_or_default();
+    let text = |item: &Item, name: &str| match item.get(name) {
+        Some(AttributeValue::S(v)) => v.clone(),
+        other => panic!("{name}: {other:?}"),
+    };
+    let mut entries: Vec<(String, String)> = items
+        .iter()
+        .map(|item| (text(item, "gsi1pk"), text(item, "gsi1sk")))
+        .collect();
+    entries.sort();
+    Ok(entries)
+}
+
+fn delivery_sk(seq: u64) -> String {
+    format!("DELIVERY#{seq:020}")
+}
+
+#[tokio::test]
+async fn dynamodb_candidate_pii_is_only_on_the_expiring_order_delivery() {
+    let (client, table) = hub_tests::aws::fresh_table().await;
+    let store = DynamoDbStore::new(client.clone(), table.clone());
+    let new = start(&tenant().id, "app-1");
+    store.create_assessment(&new).await.unwrap();
+    let items = all_items(&client, &table).await;
     assert_eq!(items.len(), 3, "start key, assessment, order");
+    let order_sk = AttributeValue::S(delivery_sk(1));
     for item in items {
         let holds_pii = format!("{item:?}").contains("ada@example.com");
-        let is_order = item.get("sk") == Some(&AttributeValue::S("ORDER".into()));
+        let is_order = item.get("sk") == Some(&order_sk);
         assert_eq!(holds_pii, is_order, "{:?}", item.get("sk"));
         assert_eq!(item.contains_key("expires_at"), is_order);
     }
+    let order = raw_item(
+        &client,
+        &table,
+        format!("ASSESSMENT#{}", new.assessment.id),
+        &delivery_sk(1),
+    )
+    .await
+    .unwrap();
+    let expires_at = new.order.expires_at_s.unwrap().to_string();
+    assert_eq!(
+        order.get("expires_at"),
+        Some(&AttributeValue::N(expires_at))
+    );
+}
+
+#[tokio::test]
+async fn dynamodb_the_due_index_holds_pending_and_stuck_deliveries_only() {
+    let (client, table) = hub_tests::aws::fresh_table().await;
+    let store = DynamoDbStore::new(client.clone(), table.clone());
+    let a = created(&store).await;
+    apply(&store, a.id, "msg_1", "u1").await;
+    apply(&store, a.id, "msg_2", "u2").await;
+    store.delivery_succeeded(a.id, 2).await.unwrap();
+    let parked = Retry::Park("no key".into());
+    store
+        .delivery_failed(a.id, 3, "401", &parked)
+        .await
+        .unwrap();
+    let entry = |t: i64, seq: u64| format!("{t:020}#{}#{seq:020}", a.id);
+    // Delivery 3 was created at NOW + 2 s (see `at`): stuck entries sort by creation.
+    let want = vec![
+        ("DUE".to_owned(), entry(NOW, 1)),
+        ("STUCK".to_owned(), entry(NOW + 2_000, 3)),
+    ];
+    let got = eventually(|| index_entries(&client, &table), |e| *e == want).await;
+    assert_eq!(got, want);
+    // The delivered one keeps no index attribute at all.
+    let delivered = raw_item(
+        &client,
+        &table,
+        format!("ASSESSMENT#{}", a.id),
+        &delivery_sk(2),
+    )
+    .await
+    .unwrap();
+    assert!(!delivered.contains_key("gsi1pk") && !delivered.contains_key("gsi1sk"));
+    // A settlement in a change removes the entry the same way.
+    assert_eq!(
+        store.apply(&only_settle(a.id, 1)).await.unwrap(),
+        ChangeOutcome::Applied
+    );
+    let want = vec![("STUCK".to_owned(), entry(NOW + 2_000, 3))];
+    let got = eventually(|| index_entries(&client, &table), |e| *e == want).await;
+    assert_eq!(got, want);
+}
+
+#[tokio::test]
+async fn dynamodb_writes_to_unknown_deliveries_leave_no_item() {
+    let (client, table) = hub_tests::aws::fresh_table().await;
+    let store = DynamoDbStore::new(client.clone(), table.clone());
+    let a = created(&store).await;
+    let before = all_items(&client, &table).await;
+    let unknown = AssessmentId::new();
+    for (id, seq) in [(a.id, 2), (unknown, 1)] {
+        assert!(
+            !store
+                .claim_delivery(id, seq, NOW, NOW + LEASE)
+                .await
+                .unwrap()
+        );
+        store.delivery_succeeded(id, seq).await.unwrap();
+        for retry in [Retry::At(NOW), Retry::Dead("x".into())] {
+            store.delivery_failed(id, seq, "x", &retry).await.unwrap();
+        }
+        assert!(!store.redeliver(id, seq, NOW).await.unwrap());
+        assert_eq!(
+            store.apply(&only_settle(id, seq)).await.unwrap(),
+            ChangeOutcome::Conflict
+        );
+    }
+    assert_eq!(all_items(&client, &table).await.len(), before.len());
+}
+
+#[tokio::test]
+async fn dynamodb_a_table_made_before_the_due_index_is_given_it() {
+    let client = aws_sdk_dynamodb::Client::new(&hub_tests::aws::sdk_config().await);
+    let table = unique("hub-test-old");
+    let attribute = |name: &str| {
+        AttributeDefinition::builder()
+            .attribute_name(name)
+            .attribute_type(ScalarAttributeType::S)
+            .build()
+            .unwrap()
+    };
+    let key = |name: &str, key_type| {
+        KeySchemaElement::builder()
+            .attribute_name(name)
+            .key_type(key_type)
+            .build()
+            .unwrap()
+    };
+    client
+        .create_table()
+        .table_name(&table)
+        .billing_mode(BillingMode::PayPerRequest)
+        .attribute_definitions(attribute("pk"))
+        .attribute_definitions(attribute("sk"))
+        .key_schema(key("pk", KeyType::Hash))
+        .key_schema(key("sk", KeyType::Range))
+        .send()
+        .await
+        .unwrap();
+    let store = DynamoDbStore::new(client.clone(), table.clone());
+    let a = created(&store).await;
+    DynamoDbStore::create_table(&client, &table).await.unwrap();
+    assert_due_index(&client, &table).await;
+    // Deliveries written before the index existed are in it once it is built.
+    let want = vec![due_ref(a.id, 1, NOW)];
+    assert_eq!(due_once(&store, i64::MAX, 10, |d| d == want).await, want);
+}
+
+/// The table has the `due` index: sparse keys `gsi1pk`/`gsi1sk`, keys only, active.
+async fn assert_due_index(client: &aws_sdk_dynamodb::Client, table: &str) {
+    let described = client
+        .describe_table()
+        .table_name(table)
+        .send()
+        .await
+        .unwrap();
+    let indexes = described.table().unwrap().global_secondary_indexes();
+    assert_eq!(indexes.len(), 1);
+    let due = &indexes[0];
+    assert_eq!(due.index_name(), Some("due"));
+    let keys: Vec<(&str, &KeyType)> = due
+        .key_schema()
+        .iter()
+        .map(|k| (k.attribute_name(), k.key_type()))
+        .collect();
+    assert_eq!(
+        keys,
+        vec![("gsi1pk", &KeyType::Hash), ("gsi1sk", &KeyType::Range)]
+    );
+    assert_eq!(
+        due.projection().and_then(|p| p.projection_type()),
+        Some(&ProjectionType::KeysOnly)
+    );
+    assert_eq!(due.index_status(), Some(&IndexStatus::Active));
 }
 
 #[tokio::test]
@@ -984,6 +1950,7 @@ async fn dynamodb_the_table_expires_items_on_expires_at_and_creating_it_again_is
     let ttl = ttl.time_to_live_description().unwrap();
     assert_eq!(ttl.attribute_name(), Some("expires_at"));
     assert_eq!(ttl.time_to_live_status(), Some(&TimeToLiveStatus::Enabled));
+    assert_due_index(&client, &table).await;
 }
 
 #[tokio::test]
@@ -1006,6 +1973,21 @@ async fn dynamodb_an_undecodable_record_is_reported_as_corrupt_naming_the_attrib
         store.assessment(a.id).await,
         Err(StoreError::Corrupt("assessment attribute status".into()))
     );
+    client
+        .update_item()
+        .table_name(&table)
+        .key("pk", AttributeValue::S(format!("ASSESSMENT#{}", a.id)))
+        .key("sk", AttributeValue::S(delivery_sk(1)))
+        .update_expression("SET #k = :v")
+        .expression_attribute_names("#k", "kind")
+        .expression_attribute_values(":v", AttributeValue::S("fax".into()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        store.open_deliveries(a.id).await,
+        Err(StoreError::Corrupt("delivery attribute kind".into()))
+    );
 }
 
 #[tokio::test]
@@ -1016,10 +1998,29 @@ async fn dynamodb_an_unreachable_table_is_unavailable_not_absent() {
         store.assessment(AssessmentId::new()).await,
         Err(StoreError::Unavailable(_))
     ));
-    assert!(matches!(
+    // The operation and DynamoDB's error code, never an item's contents.
+    assert_eq!(
         store
-            .claim_order(AssessmentId::new(), NOW, NOW + LEASE)
+            .claim_delivery(AssessmentId::new(), 1, NOW, NOW + LEASE)
             .await,
-        Err(StoreError::Unavailable(_))
+        Err(StoreError::Unavailable(
+            "claim_delivery: ResourceNotFoundException".into()
+        ))
+    );
+    assert_eq!(
+        store.due_deliveries(NOW, 10).await,
+        Err(StoreError::Unavailable(
+            "due_deliveries: ResourceNotFoundException".into()
+        ))
+    );
+    let w = callback(
+        &start(&tenant().id, "app-1").assessment,
+        "msg_1",
+        Status::Completed,
+        "u",
+    );
+    assert!(matches!(
+        store.apply(&w).await,
+        Err(StoreError::Unavailable(m)) if m.starts_with("apply: ")
     ));
 }

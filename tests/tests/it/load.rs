@@ -1,0 +1,438 @@
+//! A bounded load test: `LIFECYCLES` assessments at once, each started by Ashby, ordered from the
+//! vendor, reported `in_progress` then `completed` by the vendor, against the local hub on the
+//! DynamoDB emulator (moto), while the fake Ashby fails one call in three with a 500 for the first
+//! half of the run. The hub's delivery schedule runs in-process. It asserts that nothing is lost
+//! (every assessment's two updates accepted by Ashby) and nothing doubled (no update accepted
+//! twice, updates in timestamp order), and prints throughput and latency, which are informational
+//! and never asserted: see docs/reliability.md for the figures and what bounds them.
+//!
+//! The same run on the in-memory store is the baseline that shows the hub's own cost.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use base64::Engine;
+use hub_local::server::RunningHub;
+use hub_tests::fakes::{AshbyMode, FakeAshby, FakeVendor};
+use serde_json::{Value, json};
+
+use crate::helpers::{VENDOR_SECRET, start_local_hub};
+
+/// Concurrent lifecycles: all of them are in flight at once.
+const LIFECYCLES: usize = 200;
+
+/// Ashby fails every this-many-th call while the outage lasts: a third of them.
+const ASHBY_FAILS_EVERY: u64 = 3;
+
+/// The in-process delivery schedule's interval (EventBridge's, in the Lambda deployment).
+const RETRY_INTERVAL: Duration = Duration::from_millis(200);
+
+/// Hard bound of the whole run: lifecycles and delivery both finish before it, or the test fails.
+const DEADLINE: Duration = Duration::from_secs(240);
+
+/// Longest any one request to the hub may take.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// Attempts of a caller answered 503 (Ashby and vendors retry those).
+const ATTEMPTS: usize = 5;
+
+/// Requests outstanding at once on the emulator-backed hub. moto applies requests one at a time
+/// (infra/moto_server.py) and is shared with the rest of the suite: 600 requests queued at once
+/// would starve the other tests' calls for the minute or two the queue takes to drain (measured:
+/// Lambda end-to-end tests timing out at 60 s), and hold every request far beyond API Gateway's
+/// 30 s. All the lifecycles are still open at once and interleave; the in-memory run sends all
+/// its requests at once.
+const IN_FLIGHT_ON_MOTO: usize = 16;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum Kind {
+    Start,
+    Callback,
+}
+
+/// The callers' side of the run: Ashby starting assessments, the vendor posting callbacks.
+struct Callers {
+    base: String,
+    auth: String,
+    type_id: String,
+    http: reqwest::Client,
+    ashby: Arc<FakeAshby>,
+    /// Every request's kind, status and latency.
+    timings: std::sync::Mutex<Vec<(Kind, u16, Duration)>>,
+    completed: AtomicUsize,
+    in_flight: tokio::sync::Semaphore,
+}
+
+impl Callers {
+    async fn post(
+        &self,
+        kind: Kind,
+        path: &str,
+        build: impl Fn() -> reqwest::RequestBuilder,
+    ) -> Result<Value, String> {
+        for attempt in 1..=ATTEMPTS {
+            let permit = self.in_flight.acquire().await.unwrap();
+            let started = Instant::now();
+            let resp = tokio::time::timeout(REQUEST_TIMEOUT, build().send())
+                .await
+                .map_err(|_| format!("{path}: no answer within {REQUEST_TIMEOUT:?}"))?
+                .map_err(|e| format!("{path}: {e}"))?;
+            let status = resp.status().as_u16();
+            let body: Value = resp
+                .json()
+                .await
+                .map_err(|e| format!("{path}: non-JSON answer {status}: {e}"))?;
+            drop(permit);
+            self.timings
+                .lock()
+                .unwrap()
+                .push((kind, status, started.elapsed()));
+            match status {
+                200 => return Ok(body),
+                503 if attempt < ATTEMPTS => {
+                    tokio::time::sleep(Duration::from_millis(200 * attempt as u64)).await;
+                }
+                _ => return Err(format!("{path}: {status} {body}")),
+            }
+        }
+        unreachable!("the last attempt returns")
+    }
+
+    async fn start(&self, application: &str) -> Result<String, String> {
+        let url = format!("{}/assessment.start", self.base);
+        let body = json!({
+            "assessment_type_id": self.type_id,
+            "candidate": {"ashby_id": format!("cand-{application}"), "first_name": "Ada", "last_name": "Lovelace",
+                          "email": "ada@candidate.example", "ashby_profile_url": "https://app.ashbyhq.com/candidates/c"},
+            "application": {"ashby_id": application, "status": "Active"},
+            "job": {"ashby_id": "job-1", "name": "Engineer", "ashby_job_url": "https://app.ashbyhq.com/jobs/j"}
+        });
+        let answer = self
+            .post(Kind::Start, "/assessment.start", || {
+                self.http
+                    .post(&url)
+                    .header("authorization", &self.auth)
+                    .json(&body)
+            })
+            .await?;
+        answer["results"]["assessment_id"]
+            .as_str()
+            .map(str::to_owned)
+            .ok_or_else(|| format!("start answered without an id: {answer}"))
+    }
+
+    /// A vendor callback; a retry after a 503 keeps its webhook-id and is signed afresh.
+    async fn callback(&self, webhook_id: &str, body: &Value) -> Result<(), String> {
+        let url = format!("{}/callbacks/acme", self.base);
+        let text = body.to_string();
+        let wh = standardwebhooks::Webhook::new(VENDOR_SECRET).unwrap();
+        self.post(Kind::Callback, "/callbacks/acme", || {
+            let ts = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_secs() as i64;
+            self.http
+                .post(&url)
+                .header("content-type", "application/json")
+                .header("webhook-id", webhook_id)
+                .header("webhook-timestamp", ts.to_string())
+                .header(
+                    "webhook-signature",
+                    wh.sign(webhook_id, ts, text.as_bytes()).unwrap(),
+                )
+                .body(text.clone())
+        })
+        .await
+        .map(|_| ())
+    }
+
+    async fn lifecycle(&self, i: usize) -> Result<String, String> {
+        let id = self
+            .start(&format!("load-app-{i}-{}", uuid::Uuid::new_v4()))
+            .await?;
+        self.callback(
+            &format!("wh-{id}-1"),
+            &json!({"assessment_id": id, "status": "in_progress", "status_label": "In progress"}),
+        )
+        .await?;
+        self.callback(
+            &format!("wh-{id}-2"),
+            &json!({"assessment_id": id, "status": "completed", "status_label": "Clear",
+                    "report_url": format!("https://vendor.example/reports/{id}"),
+                    "result": {"type": "numeric_score", "value": i, "label": "Score"}}),
+        )
+        .await?;
+        // Ashby's outage lasts until half of the lifecycles are done.
+        if self.completed.fetch_add(1, Ordering::SeqCst) + 1 == LIFECYCLES / 2 {
+            self.ashby.set_mode(AshbyMode::Accept);
+        }
+        Ok(id)
+    }
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    if sorted.is_empty() {
+        return Duration::ZERO;
+    }
+    let rank = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
+    sorted[rank.clamp(1, sorted.len()) - 1]
+}
+
+fn ms(d: Duration) -> String {
+    format!("{:.0} ms", d.as_secs_f64() * 1000.0)
+}
+
+async fn start_hub(
+    table: Option<String>,
+    in_flight: usize,
+) -> (RunningHub, Arc<Callers>, Arc<FakeVendor>) {
+    let vendor = FakeVendor::start(VENDOR_SECRET).await;
+    let ashby = FakeAshby::start("load-ashby-key").await;
+    let token = format!("load-token-{}", uuid::Uuid::new_v4());
+    let toml = format!(
+        r#"
+[[vendors]]
+id = "acme"
+name = "Acme Checks"
+order_url = "{order_url}"
+signing_secret = "{VENDOR_SECRET}"
+[[vendors.packages]]
+id = "criminal-basic"
+name = "Criminal record check"
+description = "County and national criminal search"
+
+[[tenants]]
+id = "loadco"
+name = "Load Co"
+trigger_token = "{token}"
+ashby_api_key = "load-ashby-key"
+ashby_base_url = "{ashby_url}"
+packages = ["acme/criminal-basic"]
+"#,
+        order_url = vendor.order_url,
+        ashby_url = ashby.base_url,
+    );
+    // Secrets of this run only, whatever else shares the emulator.
+    let prefix = format!("hub-load-{}/", uuid::Uuid::new_v4().simple());
+    let hub = start_local_hub(
+        &toml,
+        table,
+        RETRY_INTERVAL,
+        &[
+            ("HUB_RETRY_BASE_MS", "50"),
+            ("HUB_SECRET_PREFIX", prefix.as_str()),
+        ],
+    )
+    .await;
+    let callers = Arc::new(Callers {
+        base: hub.base_url.as_str().trim_end_matches('/').to_owned(),
+        auth: format!(
+            "Basic {}",
+            base64::engine::general_purpose::STANDARD.encode(format!("{token}:"))
+        ),
+        type_id: hub::domain::PackageRef::parse("acme/criminal-basic")
+            .unwrap()
+            .type_id()
+            .to_string(),
+        http: reqwest::Client::new(),
+        ashby,
+        timings: std::sync::Mutex::new(Vec::new()),
+        completed: AtomicUsize::new(0),
+        in_flight: tokio::sync::Semaphore::new(in_flight),
+    });
+    (hub, callers, vendor)
+}
+
+/// Runs the load on `table` (memory when `None`), asserts nothing lost or doubled, prints the
+/// figures.
+async fn run(store: &str, table: Option<String>, in_flight: usize) {
+    let (hub, callers, vendor) = start_hub(table, in_flight).await;
+    let ashby = callers.ashby.clone();
+    ashby.set_mode(AshbyMode::FailEvery(ASHBY_FAILS_EVERY));
+    let deadline = Instant::now() + DEADLINE;
+
+    let began = Instant::now();
+    let tasks: Vec<_> = (0..LIFECYCLES)
+        .map(|i| {
+            let c = callers.clone();
+            tokio::spawn(async move { c.lifecycle(i).await })
+        })
+        .collect();
+    let mut ids = Vec::with_capacity(LIFECYCLES);
+    for t in tasks {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let id = tokio::time::timeout(left, t)
+            .await
+            .unwrap_or_else(|_| panic!("the lifecycles did not finish within {DEADLINE:?}"))
+            .unwrap()
+            .unwrap_or_else(|e| panic!("a lifecycle failed: {e}"));
+        ids.push(id);
+    }
+    let requests_done = began.elapsed();
+    // In case fewer than half finished before (they all do): the outage ends here at the latest.
+    ashby.set_mode(AshbyMode::Accept);
+
+    // Delivery: the schedule retries what Ashby refused, until everything is in.
+    let wanted = 2 * LIFECYCLES;
+    loop {
+        let accepted = ashby.received().iter().filter(|u| u.accepted).count();
+        if accepted >= wanted {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{accepted} of {wanted} updates delivered within {DEADLINE:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let delivered = began.elapsed();
+    // A few more schedule runs: anything sent twice would arrive now.
+    tokio::time::sleep(RETRY_INTERVAL * 4).await;
+
+    // Nothing lost, nothing doubled, everything in order and to contract.
+    let received = ashby.received();
+    let violations: Vec<_> = received
+        .iter()
+        .filter(|u| !u.violations.is_empty())
+        .collect();
+    assert!(
+        violations.is_empty(),
+        "updates off Ashby's contract: {violations:#?}"
+    );
+    let accepted: Vec<&Value> = received
+        .iter()
+        .filter(|u| u.accepted)
+        .map(|u| &u.body)
+        .collect();
+    let mut seen = HashSet::new();
+    for body in &accepted {
+        assert!(seen.insert(body.to_string()), "accepted twice: {body}");
+    }
+    let mut per_id: HashMap<&str, Vec<&Value>> = HashMap::new();
+    for body in &accepted {
+        per_id
+            .entry(body["assessment_id"].as_str().unwrap_or("-"))
+            .or_default()
+            .push(body);
+    }
+    assert_eq!(
+        ids.iter().collect::<HashSet<_>>().len(),
+        LIFECYCLES,
+        "one assessment per lifecycle"
+    );
+    let mut repeated_orders = 0;
+    for id in &ids {
+        let got = per_id
+            .get(id.as_str())
+            .map(Vec::as_slice)
+            .unwrap_or_default();
+        assert_eq!(got.len(), 2, "{id}: exactly two updates, got {got:#?}");
+        assert_eq!(
+            got[0]["assessment_status"]["value"], "In progress",
+            "{id}: in order"
+        );
+        assert!(
+            got[1]["assessment_result"].is_object(),
+            "{id}: {:#}",
+            got[1]
+        );
+        assert!(
+            got[0]["timestamp"].as_i64() < got[1]["timestamp"].as_i64(),
+            "{id}: timestamps increase"
+        );
+        // One order as the vendor counts them: every order it accepted for this assessment is
+        // the same message (same webhook-id and body), which the protocol tells it to treat as a
+        // repeat. Repeats are counted and printed below.
+        let orders: Vec<_> = vendor
+            .of_type("assessment.requested")
+            .into_iter()
+            .filter(|o| o.body["assessment_id"] == id.as_str() && o.accepted)
+            .collect();
+        assert!(!orders.is_empty(), "{id}: the order was placed");
+        assert!(
+            orders
+                .iter()
+                .all(|o| o.webhook_id == format!("msg_order_{id}") && o.body == orders[0].body),
+            "{id}: a repeated order is the same message: {orders:#?}"
+        );
+        repeated_orders += orders.len() - 1;
+    }
+    assert_eq!(
+        per_id.len(),
+        LIFECYCLES,
+        "no update for an unknown assessment"
+    );
+
+    // The figures: informational.
+    let timings = callers.timings.lock().unwrap().clone();
+    let latencies = |kind: Option<Kind>| {
+        let mut l: Vec<Duration> = timings
+            .iter()
+            .filter(|(k, _, _)| kind.is_none_or(|want| *k == want))
+            .map(|(_, _, d)| *d)
+            .collect();
+        l.sort();
+        l
+    };
+    let all = latencies(None);
+    let starts = latencies(Some(Kind::Start));
+    let callbacks = latencies(Some(Kind::Callback));
+    let retried = timings.iter().filter(|(_, s, _)| *s == 503).count();
+    let refused = received.iter().filter(|u| !u.accepted).count();
+    let secs = requests_done.as_secs_f64();
+    println!(
+        "load on {store}: {LIFECYCLES} concurrent lifecycles (start, in_progress, completed), \
+         at most {in_flight} requests outstanding, Ashby failing 1 call in {ASHBY_FAILS_EVERY} \
+         until half were done, schedule every {}\n\
+         \x20 requests: {} to the hub in {:.1} s: {:.1} requests/s, {:.1} lifecycles/s ({retried} answered 503 and retried)\n\
+         \x20 latency: p50 {}, p99 {}, max {} (start p50 {} p99 {}; callback p50 {} p99 {})\n\
+         \x20 delivery: all {wanted} updates accepted by Ashby {:.1} s after the first start; \
+         Ashby received {} calls, refused {refused}; orders repeated to the vendor: {repeated_orders}",
+        ms(RETRY_INTERVAL),
+        all.len(),
+        secs,
+        all.len() as f64 / secs,
+        LIFECYCLES as f64 / secs,
+        ms(percentile(&all, 50.0)),
+        ms(percentile(&all, 99.0)),
+        ms(all.last().copied().unwrap_or_default()),
+        ms(percentile(&starts, 50.0)),
+        ms(percentile(&starts, 99.0)),
+        ms(percentile(&callbacks, 50.0)),
+        ms(percentile(&callbacks, 99.0)),
+        delivered.as_secs_f64(),
+        received.len(),
+    );
+    // What one store read costs here, unloaded: on moto, the emulator's serialised request path.
+    if let Some(id) = ids.first() {
+        let id = hub::domain::AssessmentId::parse(id).unwrap();
+        let reads = 50;
+        let t = Instant::now();
+        for _ in 0..reads {
+            hub.app.store.assessment(id).await.unwrap();
+        }
+        println!(
+            "  one store read (an assessment, on {store}), unloaded: {:.3} ms",
+            t.elapsed().as_secs_f64() * 1000.0 / reads as f64
+        );
+    }
+    hub.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_hundred_concurrent_lifecycles_on_dynamodb_through_an_ashby_outage_lose_and_double_nothing()
+ {
+    assert!(
+        std::env::var_os("AWS_ENDPOINT_URL").is_some(),
+        "AWS_ENDPOINT_URL must point at the emulator: run ./infra/test.sh"
+    );
+    let table = format!("hub-load-{}", uuid::Uuid::new_v4().simple());
+    run("DynamoDB (moto)", Some(table), IN_FLIGHT_ON_MOTO).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_same_load_on_the_in_memory_store_loses_and_doubles_nothing() {
+    run("the in-memory store", None, 3 * LIFECYCLES).await;
+}
