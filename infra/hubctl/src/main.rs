@@ -6,7 +6,9 @@
 //! dates only. Output is a table for people or, with `--json`, one JSON document for scripts.
 //! Exit codes: 0 done, 1 failed, 2 usage (the command line cannot be carried out as written).
 
+mod assessment;
 mod context;
+mod deliveries;
 mod output;
 mod tenant;
 mod urls;
@@ -60,6 +62,12 @@ enum Noun {
     /// Background-check and assessment vendors: order URLs, signing secrets, packages.
     #[command(subcommand)]
     Vendor(vendor::Command),
+    /// One assessment's state and timeline.
+    #[command(subcommand)]
+    Assessment(assessment::Command),
+    /// Deliveries that need an operator: list the stuck ones, redeliver them.
+    #[command(subcommand)]
+    Deliveries(deliveries::Command),
 }
 
 /// The hub's public base URL, for the lines the operator passes on (Ashby's base URL, a vendor's
@@ -103,6 +111,8 @@ async fn run(cli: Cli) -> Result<Report, Failure> {
     match cli.noun {
         Noun::Tenant(c) => tenant::run(c, &ctx).await,
         Noun::Vendor(c) => vendor::run(c, &ctx).await,
+        Noun::Assessment(c) => assessment::run(c, &ctx).await,
+        Noun::Deliveries(c) => deliveries::run(c, &ctx).await,
     }
 }
 

@@ -66,9 +66,11 @@ pub async fn handle(app: &App, req: &Request) -> Result<Response<Body>, ApiError
         };
         if app.store.apply(&write).await? == ChangeOutcome::Applied {
             tracing::info!("assessment cancelled");
-            let report = flush(app, id, Party::Vendor, Announce::No, true).await?;
-            if report.delivered == 0 {
-                tracing::info!("vendor cancel queued for retry");
+            // Committed: a failure from here on is the queue's to retry, not Ashby's.
+            match flush(app, id, Party::Vendor, Announce::No, true).await {
+                Ok(r) if r.delivered > 0 => {}
+                Ok(_) => tracing::info!("vendor cancel queued for retry"),
+                Err(e) => tracing::warn!(error = %e, "vendor cancel queued for retry"),
             }
             recorded = true;
             break;

@@ -130,9 +130,13 @@ async fn receive(app: &App, req: &Request) -> Result<Response<Body>, ApiError> {
     // The news is stored and its Ashby update queued: the vendor is done, whatever Ashby does
     // now. Try the update at once; the scheduled run retries it if Ashby is down.
     if outcome == ChangeOutcome::Applied && transition.is_some() {
-        let report = flush(app, assessment.id, Party::Ashby, Announce::Yes, false).await?;
-        if report.delivered == 0 && report.in_flight == 0 {
-            tracing::info!("Ashby update queued for retry");
+        // Committed: a failure from here on is the queue's to retry, not the vendor's.
+        match flush(app, assessment.id, Party::Ashby, Announce::Yes, false).await {
+            Ok(r) if r.delivered == 0 && r.in_flight == 0 => {
+                tracing::info!("Ashby update queued for retry")
+            }
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "Ashby update queued for retry"),
         }
     }
     Ok(json_response(StatusCode::OK, &json!({ "success": true })))

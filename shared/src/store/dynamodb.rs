@@ -371,6 +371,44 @@ impl DynamoDbStore {
     }
 
     /// Runs a query page by page, until it ends or `limit` items came back.
+    /// An assessment's deliveries in sequence order (consistent read), delivered ones only when
+    /// `with_delivered`.
+    async fn deliveries_of(
+        &self,
+        op: &'static str,
+        id: AssessmentId,
+        with_delivered: bool,
+    ) -> StoreResult<Vec<Delivery>> {
+        let keys = "#pk = :pk AND begins_with(#sk, :prefix)";
+        let filter = "#state <> :delivered";
+        let mut values = vec![
+            val(":pk", s(assessment_pk(id))),
+            val(":prefix", s(DELIVERY_PREFIX)),
+        ];
+        if !with_delivered {
+            values.push(val(":delivered", state_name(&DeliveryState::Delivered)));
+        }
+        let expressions: &[&str] = if with_delivered { &[keys] } else { &[keys, filter] };
+        let (names, values) = expression_maps(expressions, values);
+        let mut query = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression(keys)
+            .set_expression_attribute_names(names)
+            .set_expression_attribute_values(values)
+            .consistent_read(true)
+            .scan_index_forward(true);
+        if !with_delivered {
+            query = query.filter_expression(filter);
+        }
+        self.query(op, query, usize::MAX)
+            .await?
+            .iter()
+            .map(decode_delivery)
+            .collect()
+    }
+
     async fn query(
         &self,
         op: &'static str,
@@ -1047,33 +1085,11 @@ impl Store for DynamoDbStore {
     }
 
     async fn open_deliveries(&self, id: AssessmentId) -> StoreResult<Vec<Delivery>> {
-        let (keys, filter) = (
-            "#pk = :pk AND begins_with(#sk, :prefix)",
-            "#state <> :delivered",
-        );
-        let (names, values) = expression_maps(
-            &[keys, filter],
-            vec![
-                val(":pk", s(assessment_pk(id))),
-                val(":prefix", s(DELIVERY_PREFIX)),
-                val(":delivered", state_name(&DeliveryState::Delivered)),
-            ],
-        );
-        let query = self
-            .client
-            .query()
-            .table_name(&self.table)
-            .key_condition_expression(keys)
-            .filter_expression(filter)
-            .set_expression_attribute_names(names)
-            .set_expression_attribute_values(values)
-            .consistent_read(true)
-            .scan_index_forward(true);
-        self.query("open_deliveries", query, usize::MAX)
-            .await?
-            .iter()
-            .map(decode_delivery)
-            .collect()
+        self.deliveries_of("open_deliveries", id, false).await
+    }
+
+    async fn deliveries(&self, id: AssessmentId) -> StoreResult<Vec<Delivery>> {
+        self.deliveries_of("deliveries", id, true).await
     }
 
     async fn claim_delivery(

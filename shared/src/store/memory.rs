@@ -338,6 +338,14 @@ impl Store for MemoryStore {
             .unwrap_or_default())
     }
 
+    async fn deliveries(&self, id: AssessmentId) -> StoreResult<Vec<Delivery>> {
+        let s = self.lock()?;
+        Ok(s.deliveries
+            .get(&id)
+            .map(|m| m.values().cloned().collect())
+            .unwrap_or_default())
+    }
+
     async fn claim_delivery(
         &self,
         id: AssessmentId,

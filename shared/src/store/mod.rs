@@ -241,6 +241,9 @@ pub trait Store: Send + Sync {
     /// Deliveries of one assessment that are not yet delivered (pending, parked or dead), in
     /// sequence order.
     async fn open_deliveries(&self, id: AssessmentId) -> StoreResult<Vec<Delivery>>;
+    /// Every delivery of one assessment, delivered ones included, in sequence order (for operators:
+    /// the assessment's timeline).
+    async fn deliveries(&self, id: AssessmentId) -> StoreResult<Vec<Delivery>>;
     /// Takes the lease of one delivery: succeeds only if it is pending and no unexpired lease is
     /// held (`lease_until_ms <= now_ms`). Counts an attempt. The holder may send it.
     async fn claim_delivery(

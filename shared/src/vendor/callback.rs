@@ -30,6 +30,9 @@ pub struct VerifiedPayload<'a> {
 
 const MAX_WEBHOOK_ID: usize = 128;
 
+/// The Standard Webhooks tolerance: timestamps further than this from now are refused.
+const TOLERANCE_S: i64 = 5 * 60;
+
 /// Checks the `webhook-*` headers over `body` against each of `secrets` (current first, then the
 /// previous one during a rotation). Timestamps more than 5 minutes away from now are refused.
 pub fn verify_signature<'a>(
@@ -46,6 +49,31 @@ pub fn verify_signature<'a>(
             "missing or malformed webhook-id header",
         ))?
         .to_owned();
+    // Checked here before the crate sees it: the crate computes `now - timestamp` unchecked, which
+    // overflows (a panic in debug builds) on extreme values such as i64::MIN.
+    let ts = headers
+        .get(standardwebhooks::HEADER_WEBHOOK_TIMESTAMP)
+        .ok_or(CallbackError::Signature(
+            "missing webhook signature headers",
+        ))?
+        .to_str()
+        .ok()
+        .and_then(|v| v.trim().parse::<i64>().ok())
+        .ok_or(CallbackError::Signature(
+            "malformed webhook signature headers",
+        ))?;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or_default();
+    if ts
+        .checked_sub(now)
+        .is_none_or(|skew| skew.unsigned_abs() > TOLERANCE_S.unsigned_abs())
+    {
+        return Err(CallbackError::Signature(
+            "webhook-timestamp is more than 5 minutes from now",
+        ));
+    }
     let mut outcome = CallbackError::Signature("no signing secret is configured for this vendor");
     for secret in secrets {
         let Ok(wh) = standardwebhooks::Webhook::new(secret.expose_secret()) else {
@@ -314,6 +342,25 @@ mod tests {
                 Err(CallbackError::Signature(
                     "webhook-timestamp is more than 5 minutes from now"
                 ))
+            );
+        }
+    }
+
+    #[test]
+    fn extreme_timestamps_are_refused_without_overflow() {
+        let body = b"{}";
+        for ts in [
+            "-9223372036854775808",
+            "9223372036854775807",
+            "253402300799",
+            "abc",
+            "",
+        ] {
+            let mut h = signed(SECRET, "msg_1", now(), body);
+            h.insert("webhook-timestamp", HeaderValue::from_str(ts).expect("hv"));
+            assert!(
+                verify_signature(&[SecretString::from(SECRET)], &h, body).is_err(),
+                "{ts}"
             );
         }
     }

@@ -47,6 +47,8 @@ pub struct Fixture {
     http: reqwest::Client,
     /// The Lambda deployment's table, for what an operator would do with hubctl.
     table_store: Option<Arc<dyn Store>>,
+    /// The Lambda deployment's table name and secret prefix.
+    deployment: Option<(String, String)>,
 }
 
 fn package(id: &str, name: &str) -> Package {
@@ -170,6 +172,7 @@ impl Fixture {
             api: ashby_openapi(),
             http: reqwest::Client::new(),
             table_store: None,
+            deployment: None,
         }
     }
 
@@ -285,7 +288,32 @@ impl Fixture {
         let base = host.base_url.clone();
         let mut f = Self::assemble(base, Host::Lambda(host), &reg, parties);
         f.table_store = Some(Arc::new(store_for_tests));
+        f.deployment = Some((table, prefix));
         f
+    }
+
+    /// Runs the compiled `hubctl` against the Lambda deployment's table, as an operator would;
+    /// returns its exit code, stdout and stderr.
+    pub async fn hubctl(&self, args: &[&str]) -> (i32, String, String) {
+        let (table, prefix) = self.deployment.clone().expect("a Lambda fixture");
+        let out = tokio::process::Command::new(hub_tests::lambda::bin_dir().join("hubctl"))
+            .env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .env("AWS_ENDPOINT_URL", std::env::var("HUB_TEST_AWS_ENDPOINT").unwrap())
+            .env("AWS_REGION", "us-east-1")
+            .env("AWS_ACCESS_KEY_ID", "test")
+            .env("AWS_SECRET_ACCESS_KEY", "test")
+            .env("HUB_TABLE", table)
+            .env("HUB_SECRET_PREFIX", prefix)
+            .args(args)
+            .output()
+            .await
+            .expect("run hubctl");
+        (
+            out.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
     }
 
     /// The hub's store (the local hub's own, or the Lambda deployment's table).

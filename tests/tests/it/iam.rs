@@ -209,9 +209,16 @@ async fn each_function_is_granted_exactly_the_aws_actions_its_code_calls() {
     let table = host.env_var("HUB_TABLE").unwrap().to_owned();
     let prefix = host.env_var("HUB_SECRET_PREFIX").unwrap().to_owned();
 
+    // The happy path, then the outages: they take the retry paths, through the scheduled
+    // deliver-updates function too, which a policy must cover as well.
     sc::list_shows_the_enabled_packages(&f).await;
     sc::a_full_lifecycle_reaches_ashby_exactly_as_specified(&f).await;
     sc::cancel_stops_the_check_once_and_only_for_its_tenant(&f).await;
+    sc::a_vendor_outage_queues_the_order_and_places_it_once_on_recovery(&f).await;
+    sc::a_queued_order_the_vendor_refuses_is_reported_to_ashby(&f).await;
+    sc::an_ashby_outage_loses_and_doubles_nothing(&f).await;
+    sc::a_refused_ashby_key_parks_deliveries_until_they_are_redelivered(&f).await;
+    sc::a_cancel_during_a_vendor_outage_reaches_the_vendor_later(&f).await;
     f.stop().await;
 
     let mut problems = Vec::new();

@@ -122,3 +122,60 @@ async fn a_function_killed_between_its_write_and_the_ashby_call_loses_nothing() 
     assert_eq!(f.ashby.accepted_for(&id).len(), 1);
     f.stop().await;
 }
+
+/// The operator's view: Ashby refuses the key, the update is parked; `hubctl deliveries list
+/// --stuck` shows it, `hubctl assessment show` tells the story without candidate data (unless
+/// asked), and `hubctl deliveries redeliver` gets it delivered once the key works again.
+#[tokio::test]
+async fn an_operator_finds_and_redelivers_a_parked_update_with_hubctl() {
+    let f = Fixture::lambda(1).await;
+    let id = f.start_ok().await;
+    f.ashby.set_mode(AshbyMode::Unauthorized);
+    let (s, _) = f
+        .vendor
+        .callback(
+            &f.callback_url("acme"),
+            "wh-op",
+            &json!({"assessment_id": id, "status": "in_progress", "status_label": "Awaiting consent"}),
+        )
+        .await;
+    assert_eq!(s, 200);
+
+    let (code, out, err) = f.hubctl(&["deliveries", "list", "--stuck", "--json"]).await;
+    assert_eq!(code, 0, "{err}");
+    let listed: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let stuck = listed["stuck"].as_array().unwrap();
+    assert_eq!(stuck.len(), 1, "{listed:#}");
+    assert_eq!(stuck[0]["assessment_id"], id.as_str());
+    assert_eq!(stuck[0]["state"], "parked");
+    assert!(stuck[0]["reason"].as_str().unwrap().contains("401"));
+
+    let (code, out, err) = f.hubctl(&["assessment", "show", &id]).await;
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("Awaiting consent") && out.contains("parked"), "{out}");
+    assert!(out.contains("vendor_order") && out.contains("delivered"), "{out}");
+    assert!(!out.contains(CANDIDATE_EMAIL) && !out.contains(CANDIDATE_LAST), "{out}");
+    let (_, revealed, _) = f.hubctl(&["assessment", "show", &id, "--reveal-pii"]).await;
+    assert!(revealed.contains(CANDIDATE_EMAIL), "{revealed}");
+
+    f.ashby.set_mode(AshbyMode::Accept);
+    let (code, out, err) = f
+        .hubctl(&["deliveries", "redeliver", "--assessment", &id])
+        .await;
+    assert_eq!(code, 0, "{out}{err}");
+    f.tick_until("the redelivered update to arrive", || {
+        !f.ashby.accepted_for(&id).is_empty()
+    })
+    .await;
+    let (code, out, _) = f.hubctl(&["deliveries", "list", "--stuck", "--json"]).await;
+    assert_eq!(code, 0);
+    assert_eq!(
+        serde_json::from_str::<serde_json::Value>(&out).unwrap()["stuck"],
+        json!([])
+    );
+    let (code, _, err) = f
+        .hubctl(&["deliveries", "redeliver", "--assessment", &id])
+        .await;
+    assert_eq!(code, 1, "nothing left to redeliver: {err}");
+    f.stop().await;
+}

@@ -1,0 +1,144 @@
+//! `hubctl assessment show ID`: one assessment's timeline for an operator: its record, then every
+//! delivery the hub owed (the vendor order, each update to Ashby, a cancel) with its attempts and
+//! outcome. Candidate data (in the vendor order) is shown only with `--reveal-pii`.
+
+use clap::Subcommand;
+use hub::domain::{AssessmentId, Delivery, DeliveryKind};
+use serde_json::{Value, json};
+
+use crate::context::Ctx;
+use crate::output::{Failure, Report, table, time, time_json};
+
+#[derive(Subcommand)]
+pub enum Command {
+    /// Show an assessment's state and timeline.
+    Show {
+        /// The assessment id (what Ashby and the vendor know it by).
+        #[arg(value_parser = AssessmentId::parse)]
+        id: AssessmentId,
+        /// Include the candidate's name and email from the vendor order.
+        #[arg(long)]
+        reveal_pii: bool,
+    },
+}
+
+pub async fn run(command: Command, ctx: &Ctx) -> Result<Report, Failure> {
+    match command {
+        Command::Show { id, reveal_pii } => show(ctx, id, reveal_pii).await,
+    }
+}
+
+/// What a delivery said, in a few words, without candidate data unless asked.
+pub fn summary(d: &Delivery, reveal_pii: bool) -> String {
+    let body: Value = serde_json::from_str(&d.body).unwrap_or(Value::Null);
+    match d.kind {
+        DeliveryKind::VendorOrder if reveal_pii => format!(
+            "order for {} {} <{}>",
+            body["candidate"]["first_name"].as_str().unwrap_or("?"),
+            body["candidate"]["last_name"].as_str().unwrap_or("?"),
+            body["candidate"]["email"].as_str().unwrap_or("?"),
+        ),
+        DeliveryKind::VendorOrder => format!(
+            "order of package {}",
+            body["package_id"].as_str().unwrap_or("?")
+        ),
+        DeliveryKind::VendorCancel => "cancel".into(),
+        DeliveryKind::AshbyUpdate => {
+            if let Some(reason) = body["cancelled_reason"]["value"].as_str() {
+                format!("cancelled: {reason}")
+            } else if body.get("assessment_result").is_some() {
+                format!(
+                    "completed: {} {}",
+                    body["assessment_result"]["label"].as_str().unwrap_or(""),
+                    body["assessment_result"]["value"]
+                )
+            } else {
+                format!(
+                    "status: {}",
+                    body["assessment_status"]["value"].as_str().unwrap_or("?")
+                )
+            }
+        }
+    }
+}
+
+/// One delivery as JSON, for `assessment show` and `deliveries list`.
+pub fn delivery_json(d: &Delivery, reveal_pii: bool) -> Value {
+    json!({
+        "seq": d.seq,
+        "kind": d.kind.as_str(),
+        "summary": summary(d, reveal_pii),
+        "state": d.state.name(),
+        "reason": d.state.reason(),
+        "attempts": d.attempts,
+        "created": time_json(d.created_ms),
+        "next_attempt": time_json(d.next_attempt_ms),
+        "last_error": d.last_error,
+    })
+}
+
+async fn show(ctx: &Ctx, id: AssessmentId, reveal_pii: bool) -> Result<Report, Failure> {
+    let a = ctx
+        .store
+        .assessment(id)
+        .await
+        .map_err(|e| ctx.store_failed(e))?
+        .ok_or_else(|| Failure::failed(format!("no assessment {id}")))?;
+    let deliveries = ctx
+        .store
+        .deliveries(id)
+        .await
+        .map_err(|e| ctx.store_failed(e))?;
+    let rows: Vec<Vec<String>> = deliveries
+        .iter()
+        .map(|d| {
+            vec![
+                d.seq.to_string(),
+                time(d.created_ms),
+                d.kind.as_str().into(),
+                summary(d, reveal_pii),
+                match d.state.reason() {
+                    Some(r) => format!("{} ({r})", d.state.name()),
+                    None => d.state.name().into(),
+                },
+                d.attempts.to_string(),
+                d.last_error.clone().unwrap_or_default(),
+            ]
+        })
+        .collect();
+    let mut text = format!(
+        "assessment {id}\n  tenant {}  vendor {}  package {}\n  application {}\n  status {}{}\n  \
+         created {}  updated {}\n  vendor reference {}\n\nTimeline:\n",
+        a.tenant_id,
+        a.vendor_id,
+        a.package_id,
+        a.application_id,
+        a.status.as_str(),
+        a.rejection_message
+            .as_deref()
+            .map(|m| format!(" ({m})"))
+            .unwrap_or_default(),
+        time(a.created_at_ms),
+        time(a.updated_at_ms),
+        a.vendor_reference.as_deref().unwrap_or("-"),
+    );
+    text.push_str(&table(
+        &["#", "CREATED", "KIND", "WHAT", "STATE", "ATTEMPTS", "LAST ERROR"],
+        &rows,
+    ));
+    let json = json!({
+        "assessment_id": id.to_string(),
+        "tenant": a.tenant_id.as_str(),
+        "vendor": a.vendor_id.as_str(),
+        "package": a.package_id.as_str(),
+        "application_id": a.application_id,
+        "status": a.status.as_str(),
+        "rejection_message": a.rejection_message,
+        "vendor_reference": a.vendor_reference,
+        "created": time_json(a.created_at_ms),
+        "updated": time_json(a.updated_at_ms),
+        "timeline": deliveries.iter().map(|d| delivery_json(d, reveal_pii)).collect::<Vec<_>>(),
+    });
+    Ok(Report { text, json })
+}
+
