@@ -73,6 +73,17 @@ struct Inner {
     upstream: String,
     client: reqwest::Client,
     calls: Mutex<Vec<AwsCall>>,
+    fault: Mutex<Option<(Vec<String>, Fault)>>,
+}
+
+/// An error the proxy answers instead of forwarding, for fault-injection tests.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fault {
+    /// DynamoDB's `ProvisionedThroughputExceededException` (HTTP 400): the SDK retries it a few
+    /// times, then gives up.
+    Throttle,
+    /// DynamoDB's `InternalServerError` (HTTP 500).
+    ServerError,
 }
 
 /// The running proxy; dropping it stops it.
@@ -92,6 +103,7 @@ impl AwsProxy {
                 .build()
                 .unwrap(),
             calls: Mutex::new(Vec::new()),
+            fault: Mutex::new(None),
         });
         let router = axum::Router::new()
             .fallback(forward)
@@ -117,6 +129,18 @@ impl AwsProxy {
     /// The calls recorded so far, with their bodies.
     pub fn calls(&self) -> Vec<AwsCall> {
         self.inner.calls.lock().unwrap().clone()
+    }
+
+    /// From now on, answers every call to one of `operations` (e.g. `dynamodb:PutItem`) with
+    /// `fault` instead of forwarding it. Calls are still recorded.
+    pub fn set_fault(&self, operations: &[&str], fault: Fault) {
+        *self.inner.fault.lock().unwrap() =
+            Some((operations.iter().map(|o| (*o).to_owned()).collect(), fault));
+    }
+
+    /// Forwards everything again.
+    pub fn clear_fault(&self) {
+        *self.inner.fault.lock().unwrap() = None;
     }
 
     /// Forgets what was recorded; the proxy keeps forwarding.
@@ -161,10 +185,41 @@ async fn forward(State(inner): State<Arc<Inner>>, req: axum::extract::Request) -
         .headers
         .get("x-amz-target")
         .and_then(|v| v.to_str().ok());
+    let op = operation(target, parts.method.as_str(), parts.uri.path());
     inner.calls.lock().unwrap().push(AwsCall {
-        operation: operation(target, parts.method.as_str(), parts.uri.path()),
+        operation: op.clone(),
         body: serde_json::from_slice(&body).unwrap_or(Value::Null),
     });
+    let fault = inner
+        .fault
+        .lock()
+        .unwrap()
+        .as_ref()
+        .filter(|(ops, _)| ops.contains(&op))
+        .map(|(_, f)| *f);
+    if let Some(fault) = fault {
+        let (status, kind) = match fault {
+            Fault::Throttle => (
+                StatusCode::BAD_REQUEST,
+                "ProvisionedThroughputExceededException",
+            ),
+            Fault::ServerError => (StatusCode::INTERNAL_SERVER_ERROR, "InternalServerError"),
+        };
+        let body = serde_json::json!({
+            "__type": format!("com.amazonaws.dynamodb.v20120810#{kind}"),
+            "message": "injected by the test proxy",
+        });
+        let mut out = (status, body.to_string()).into_response();
+        out.headers_mut().insert(
+            "content-type",
+            axum::http::HeaderValue::from_static("application/x-amz-json-1.0"),
+        );
+        out.headers_mut().insert(
+            "x-amzn-errortype",
+            axum::http::HeaderValue::from_static(kind),
+        );
+        return out;
+    }
 
     let path = parts.uri.path_and_query().map_or("/", |p| p.as_str());
     let mut upstream = inner

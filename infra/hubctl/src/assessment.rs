@@ -123,7 +123,15 @@ async fn show(ctx: &Ctx, id: AssessmentId, reveal_pii: bool) -> Result<Report, F
         a.vendor_reference.as_deref().unwrap_or("-"),
     );
     text.push_str(&table(
-        &["#", "CREATED", "KIND", "WHAT", "STATE", "ATTEMPTS", "LAST ERROR"],
+        &[
+            "#",
+            "CREATED",
+            "KIND",
+            "WHAT",
+            "STATE",
+            "ATTEMPTS",
+            "LAST ERROR",
+        ],
         &rows,
     ));
     let json = json!({
@@ -141,4 +149,3 @@ async fn show(ctx: &Ctx, id: AssessmentId, reveal_pii: bool) -> Result<Report, F
     });
     Ok(Report { text, json })
 }
-

@@ -70,7 +70,16 @@ async fn list(ctx: &Ctx, limit: usize) -> Result<Report, Failure> {
         "Nothing is stuck: every delivery is delivered or on its way.".into()
     } else {
         table(
-            &["ASSESSMENT", "#", "KIND", "WHAT", "STATE", "REASON", "SINCE", "ATTEMPTS"],
+            &[
+                "ASSESSMENT",
+                "#",
+                "KIND",
+                "WHAT",
+                "STATE",
+                "REASON",
+                "SINCE",
+                "ATTEMPTS",
+            ],
             &rows,
         )
     };

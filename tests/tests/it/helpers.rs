@@ -229,10 +229,8 @@ impl Fixture {
         let (ddb, table) = hub_tests::aws::fresh_table().await;
         let prefix = format!("test-{}/", uuid::Uuid::new_v4());
         let store = DynamoDbStore::new(ddb, table.clone());
-        let store_for_tests = DynamoDbStore::new(
-            aws_sdk_dynamodb::Client::new(&sdk),
-            table.clone(),
-        );
+        let store_for_tests =
+            DynamoDbStore::new(aws_sdk_dynamodb::Client::new(&sdk), table.clone());
         let secrets = SecretsManagerSource::new(aws_sdk_secretsmanager::Client::new(&sdk));
         seed(
             &store,
@@ -299,7 +297,10 @@ impl Fixture {
         let out = tokio::process::Command::new(hub_tests::lambda::bin_dir().join("hubctl"))
             .env_clear()
             .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-            .env("AWS_ENDPOINT_URL", std::env::var("HUB_TEST_AWS_ENDPOINT").unwrap())
+            .env(
+                "AWS_ENDPOINT_URL",
+                std::env::var("HUB_TEST_AWS_ENDPOINT").unwrap(),
+            )
             .env("AWS_REGION", "us-east-1")
             .env("AWS_ACCESS_KEY_ID", "test")
             .env("AWS_SECRET_ACCESS_KEY", "test")
@@ -320,7 +321,10 @@ impl Fixture {
     pub fn store(&self) -> Arc<dyn Store> {
         match &self.host {
             Host::Local(h) => h.app.store.clone(),
-            Host::Lambda(_) => self.table_store.clone().expect("lambda fixture has a table"),
+            Host::Lambda(_) => self
+                .table_store
+                .clone()
+                .expect("lambda fixture has a table"),
         }
     }
 
@@ -360,7 +364,10 @@ impl Fixture {
     pub async fn tick_until(&self, what: &str, mut done: impl FnMut() -> bool) {
         let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
         while !done() {
-            assert!(tokio::time::Instant::now() < deadline, "timed out waiting for {what}");
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "timed out waiting for {what}"
+            );
             self.tick().await;
         }
     }

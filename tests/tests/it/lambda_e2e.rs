@@ -103,9 +103,11 @@ async fn a_function_killed_between_its_write_and_the_ashby_call_loses_nothing() 
     let vendor = f.vendor.clone();
     let pending = tokio::spawn(async move { vendor.callback(&url, "wh-kill", &body).await });
     // Wait until the function is inside the Ashby call (the fake has received the update).
-    crate::helpers::eventually("the update to reach Ashby's socket", Duration::from_secs(10), || {
-        (!f.ashby.received().is_empty()).then_some(())
-    })
+    crate::helpers::eventually(
+        "the update to reach Ashby's socket",
+        Duration::from_secs(10),
+        || (!f.ashby.received().is_empty()).then_some(()),
+    )
     .await;
     if let Host::Lambda(h) = &mut f.host {
         h.kill("result-callback").await;
@@ -152,9 +154,18 @@ async fn an_operator_finds_and_redelivers_a_parked_update_with_hubctl() {
 
     let (code, out, err) = f.hubctl(&["assessment", "show", &id]).await;
     assert_eq!(code, 0, "{err}");
-    assert!(out.contains("Awaiting consent") && out.contains("parked"), "{out}");
-    assert!(out.contains("vendor_order") && out.contains("delivered"), "{out}");
-    assert!(!out.contains(CANDIDATE_EMAIL) && !out.contains(CANDIDATE_LAST), "{out}");
+    assert!(
+        out.contains("Awaiting consent") && out.contains("parked"),
+        "{out}"
+    );
+    assert!(
+        out.contains("vendor_order") && out.contains("delivered"),
+        "{out}"
+    );
+    assert!(
+        !out.contains(CANDIDATE_EMAIL) && !out.contains(CANDIDATE_LAST),
+        "{out}"
+    );
     let (_, revealed, _) = f.hubctl(&["assessment", "show", &id, "--reveal-pii"]).await;
     assert!(revealed.contains(CANDIDATE_EMAIL), "{revealed}");
 
@@ -177,5 +188,61 @@ async fn an_operator_finds_and_redelivers_a_parked_update_with_hubctl() {
         .hubctl(&["deliveries", "redeliver", "--assessment", &id])
         .await;
     assert_eq!(code, 1, "nothing left to redeliver: {err}");
+    f.stop().await;
+}
+
+/// DynamoDB throttling or failing mid-request: the caller gets a 503 with a JSON error that says
+/// nothing of the internals, nothing half-written survives (no order without its record, no
+/// acknowledged callback without its update queued), and the retry after recovery works once.
+#[tokio::test]
+async fn dynamodb_failures_mid_request_are_a_clean_503_and_leave_nothing_half_written() {
+    use hub_tests::aws_proxy::{AwsProxy, Fault};
+    let proxy = AwsProxy::start(&hub_tests::aws::endpoint()).await;
+    let f = Fixture::lambda_with(1, |_| {
+        vec![("AWS_ENDPOINT_URL".to_owned(), proxy.url().to_owned())]
+    })
+    .await;
+    let writes = [
+        "dynamodb:PutItem",
+        "dynamodb:UpdateItem",
+        "dynamodb:TransactWriteItems",
+    ];
+
+    // A start whose write is throttled: 503, and the vendor never hears of it.
+    proxy.set_fault(&writes, Fault::Throttle);
+    let body = f.start_body(&f.type_id, &crate::helpers::fresh_app());
+    let (s, b) = f.call("/assessment.start", &f.token, &body).await;
+    assert_eq!(s, 503, "{b}");
+    assert_eq!(b["errorInfo"]["code"], "storage_unavailable");
+    assert!(!b.to_string().contains("Throughput"), "no internals: {b}");
+    assert!(f.vendor.received().is_empty(), "no order without a record");
+    proxy.clear_fault();
+    let (s, b) = f.call("/assessment.start", &f.token, &body).await;
+    assert_eq!(s, 200, "{b}");
+    let id = b["results"]["assessment_id"].as_str().unwrap().to_owned();
+    assert_eq!(f.orders_for(&id).len(), 1);
+
+    // A callback whose write fails: 503, so the vendor retries; nothing reached Ashby.
+    proxy.set_fault(&writes, Fault::ServerError);
+    let cb = f.callback_url("acme");
+    let news = json!({"assessment_id": id, "status": "completed", "report_url": "https://v.example/r/d",
+                      "result": {"type": "numeric_score", "value": 9, "label": "Score"}});
+    let (s, b) = f.vendor.callback(&cb, "wh-ddb", &news).await;
+    assert_eq!(s, 503, "{b}");
+    assert_eq!(b["errorInfo"]["code"], "storage_unavailable");
+    assert!(f.ashby.received().is_empty());
+    // Reads failing too: list is a 503 as well, never a 500.
+    proxy.set_fault(&["dynamodb:GetItem"], Fault::ServerError);
+    let (s, b) = f.call("/assessment.list", &f.token, &json!({})).await;
+    assert_eq!(s, 503, "{b}");
+
+    proxy.clear_fault();
+    let (s, b) = f.vendor.callback(&cb, "wh-ddb", &news).await;
+    assert_eq!(s, 200, "{b}");
+    f.ashby.wait_for(&id, 1, Duration::from_secs(10)).await;
+    let (s, _) = f.vendor.callback(&cb, "wh-ddb", &news).await;
+    assert_eq!(s, 200);
+    f.tick().await;
+    assert_eq!(f.ashby.accepted_for(&id).len(), 1, "exactly once");
     f.stop().await;
 }
