@@ -53,7 +53,8 @@ pub mod names {
     pub const ASHBY_DELIVERIES_RETRIED: &str = "AshbyDeliveriesRetried";
     /// An `assessment.update` was given up on; it needs an operator.
     pub const ASHBY_DELIVERIES_DEAD: &str = "AshbyDeliveriesDead";
-    /// Age of the oldest update still owed to Ashby, in seconds (a gauge).
+    /// How long the longest-waiting due delivery (to Ashby or a vendor) has been due, in
+    /// seconds: a gauge written by each scheduled delivery run, 0 when nothing is overdue.
     pub const OLDEST_PENDING_DELIVERY_AGE_SECONDS: &str = "OldestPendingDeliveryAgeSeconds";
     /// Duration of one outbound call; dimension [`super::dimensions::TARGET`].
     pub const OUTBOUND_LATENCY: &str = "OutboundLatency";

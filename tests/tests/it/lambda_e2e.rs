@@ -26,6 +26,9 @@ async fn lambda_full_lifecycle_reaches_ashby_and_logs_no_pii_or_secrets() {
     let f = Fixture::lambda(1).await;
     sc::a_full_lifecycle_reaches_ashby_exactly_as_specified(&f).await;
     sc::cancel_stops_the_check_once_and_only_for_its_tenant(&f).await;
+    // A queued order is read back from the table (with the candidate's data) by the scheduled
+    // run: at trace level the AWS SDK would log that response body.
+    sc::a_vendor_outage_queues_the_order_and_places_it_once_on_recovery(&f).await;
     let logs = f.logs();
     assert!(
         logs.len() > 10,
