@@ -26,6 +26,7 @@ pub mod vars {
     pub const RETRY_BASE_MS: &str = "HUB_RETRY_BASE_MS";
     pub const DELIVERY_MAX_AGE_HOURS: &str = "HUB_DELIVERY_MAX_AGE_HOURS";
     pub const ALLOW_INSECURE_LOOPBACK: &str = "HUB_ALLOW_INSECURE_LOOPBACK";
+    pub const DELIVERY_LEASE_MS: &str = "HUB_DELIVERY_LEASE_MS";
 }
 
 #[derive(Debug, Clone)]
@@ -49,6 +50,10 @@ pub struct Config {
     pub delivery_max_age: Duration,
     /// Allow vendor order URLs over plain http to loopback (local runs and tests only).
     pub allow_insecure_loopback: bool,
+    /// The shortest lease on a delivery being sent. It must outlast the longest a function can
+    /// run (the 30 s Lambda timeout), or a slow but live request could be overtaken by the
+    /// scheduled run and the delivery sent twice.
+    pub delivery_lease: Duration,
 }
 
 impl Default for Config {
@@ -67,6 +72,7 @@ impl Default for Config {
             retry_base: Duration::from_secs(30),
             delivery_max_age: Duration::from_secs(72 * 3_600),
             allow_insecure_loopback: false,
+            delivery_lease: Duration::from_secs(35),
         }
     }
 }
@@ -139,6 +145,9 @@ impl Config {
                 .unwrap_or(d.delivery_max_age),
             allow_insecure_loopback: get(vars::ALLOW_INSECURE_LOOPBACK)
                 .is_some_and(|v| v == "1" || v.eq_ignore_ascii_case("true")),
+            delivery_lease: number(&get, vars::DELIVERY_LEASE_MS, 1_000, 900_000)?
+                .map(ms)
+                .unwrap_or(d.delivery_lease),
         })
     }
 

@@ -99,9 +99,14 @@ pub enum Announce {
     Yes,
 }
 
-/// How long a lease on a delivery lasts: longer than one attempt can take.
+/// How long a lease on a delivery lasts: longer than one attempt can take, and never shorter than
+/// the configured floor (which outlasts a Lambda invocation), so only a dead holder is overtaken.
 pub fn lease(app: &App) -> Duration {
-    app.config.ashby_timeout.max(app.config.vendor_call_budget()) + Duration::from_secs(5)
+    (app.config
+        .ashby_timeout
+        .max(app.config.vendor_call_budget())
+        + Duration::from_secs(5))
+    .max(app.config.delivery_lease)
 }
 
 /// When to try again after the `attempt`-th failure: exponential from `retry_base`, capped at an
@@ -125,7 +130,9 @@ pub fn retry_for(
     }
     let base = app.config.retry_base.as_millis() as i64;
     let exp = base.saturating_mul(1_i64 << attempt.saturating_sub(1).min(20));
-    let capped = exp.min(3_600_000).saturating_mul(if harder { 4 } else { 1 });
+    let capped = exp
+        .min(3_600_000)
+        .saturating_mul(if harder { 4 } else { 1 });
     let jittered = rand::rng().random_range(capped / 2..=capped.max(1));
     let floor = retry_after.map(|d| d.as_millis() as i64).unwrap_or(0);
     Retry::At(now + jittered.max(floor))
@@ -170,7 +177,11 @@ pub async fn attempt(
             Retry::Park(why) | Retry::Dead(why) => tracing::error!(
                 seq = delivery.seq,
                 kind = delivery.kind.as_str(),
-                state = if matches!(retry, Retry::Park(_)) { "parked" } else { "dead" },
+                state = if matches!(retry, Retry::Park(_)) {
+                    "parked"
+                } else {
+                    "dead"
+                },
                 reason = why.as_str(),
                 "delivery stopped; an operator must redeliver it"
             ),
@@ -185,7 +196,15 @@ pub async fn attempt(
 async fn send_to_ashby(app: &App, a: &Assessment, d: &Delivery) -> StoreResult<Attempt> {
     let now = now_ms();
     let fail = |error: String, retry_after: Option<Duration>, harder: bool| Attempt::Failed {
-        retry: retry_for(app, d.created_ms, d.attempts + 1, now, retry_after, harder, &error),
+        retry: retry_for(
+            app,
+            d.created_ms,
+            d.attempts + 1,
+            now,
+            retry_after,
+            harder,
+            &error,
+        ),
         error,
         partner_throttled: false,
     };
@@ -284,7 +303,13 @@ async fn send_to_vendor(
     let started = std::time::Instant::now();
     let reply = app
         .vendors
-        .send_tries(&vendor.order_url, &secret, &msg_id, d.body.as_bytes(), tries)
+        .send_tries(
+            &vendor.order_url,
+            &secret,
+            &msg_id,
+            d.body.as_bytes(),
+            tries,
+        )
         .await;
     app.metrics
         .latency_ms(Target::Vendor, started.elapsed().as_secs_f64() * 1e3);
@@ -299,15 +324,32 @@ async fn send_to_vendor(
         );
     }
     match (d.kind, reply) {
-        (DeliveryKind::VendorOrder, Ok(VendorReply::Accepted { vendor_reference, .. })) => {
-            order_settled(app, a.id, d.seq, announce, OrderAnswer::Accepted(vendor_reference))
-                .await?;
+        (
+            DeliveryKind::VendorOrder,
+            Ok(VendorReply::Accepted {
+                vendor_reference, ..
+            }),
+        ) => {
+            order_settled(
+                app,
+                a.id,
+                d.seq,
+                announce,
+                OrderAnswer::Accepted(vendor_reference),
+            )
+            .await?;
             tracing::info!("vendor accepted the order");
             Ok(Attempt::Delivered)
         }
         (DeliveryKind::VendorOrder, Ok(VendorReply::Rejected { message })) => {
-            order_settled(app, a.id, d.seq, announce, OrderAnswer::Rejected(message.clone()))
-                .await?;
+            order_settled(
+                app,
+                a.id,
+                d.seq,
+                announce,
+                OrderAnswer::Rejected(message.clone()),
+            )
+            .await?;
             tracing::info!("vendor rejected the order");
             Ok(Attempt::Rejected(message))
         }
@@ -359,10 +401,9 @@ async fn order_settled(
                     now_ms: now,
                     deliveries: match announce {
                         Announce::No => vec![],
-                        Announce::Yes => vec![ashby_delivery(
-                            &UpdateRequest::status(id, ts, label),
-                            now,
-                        )?],
+                        Announce::Yes => {
+                            vec![ashby_delivery(&UpdateRequest::status(id, ts, label), now)?]
+                        }
                     },
                     update_ms: (announce == Announce::Yes).then_some(ts),
                 })
@@ -411,7 +452,9 @@ async fn order_settled(
             }
         }
     }
-    Err(StoreError::Unavailable("too many concurrent changes".into()))
+    Err(StoreError::Unavailable(
+        "too many concurrent changes".into(),
+    ))
 }
 
 /// The order could not be placed within the maximum age: the assessment failed, and Ashby is told.
@@ -451,14 +494,13 @@ async fn give_up_order(app: &App, id: AssessmentId) -> StoreResult<()> {
             return Ok(());
         }
     }
-    Err(StoreError::Unavailable("too many concurrent changes".into()))
+    Err(StoreError::Unavailable(
+        "too many concurrent changes".into(),
+    ))
 }
 
 /// A new Ashby update delivery, due now.
-pub fn ashby_delivery(
-    update: &UpdateRequest,
-    now: i64,
-) -> StoreResult<crate::domain::NewDelivery> {
+pub fn ashby_delivery(update: &UpdateRequest, now: i64) -> StoreResult<crate::domain::NewDelivery> {
     Ok(crate::domain::NewDelivery {
         kind: DeliveryKind::AshbyUpdate,
         body: serde_json::to_string(update)
@@ -630,7 +672,10 @@ mod tests {
             assert!((60_000..=120_000).contains(&third), "{third}");
             assert!(at(30, None, false) <= 3_600_000, "capped at an hour");
             assert!(at(1, Some(Duration::from_secs(600)), false) >= 600_000);
-            assert!(at(1, None, true) >= 60_000, "partner-wide throttling backs off harder");
+            assert!(
+                at(1, None, true) >= 60_000,
+                "partner-wide throttling backs off harder"
+            );
         }
     }
 

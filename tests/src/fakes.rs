@@ -33,7 +33,10 @@ pub enum AshbyMode {
     /// HTTP 200 with `success: false`, as Ashby does for some errors.
     SuccessFalse,
     /// 429 with `Retry-After: N` seconds; `partner_wide` adds `X-RateLimit-Scope: integration-partner`.
-    RateLimited { retry_after_s: u64, partner_wide: bool },
+    RateLimited {
+        retry_after_s: u64,
+        partner_wide: bool,
+    },
     /// 401: the tenant's key was revoked.
     Unauthorized,
     /// Answers only after this long (beyond the hub's timeout: a timeout).
@@ -190,10 +193,8 @@ async fn ashby_update(
             r.headers_mut()
                 .insert("retry-after", retry_after_s.to_string().parse().unwrap());
             if partner_wide {
-                r.headers_mut().insert(
-                    "x-ratelimit-scope",
-                    "integration-partner".parse().unwrap(),
-                );
+                r.headers_mut()
+                    .insert("x-ratelimit-scope", "integration-partner".parse().unwrap());
             }
             r
         }

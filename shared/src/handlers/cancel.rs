@@ -27,8 +27,8 @@ pub async fn handle(app: &App, req: &Request) -> Result<Response<Body>, ApiError
         code: "assessment_not_found",
         message: "No assessment with this id exists for this account.".into(),
     };
-    let cancel_body = serde_json::to_string(&CancelOrder::new(id))
-        .map_err(|e| ApiError::Internal(e.into()))?;
+    let cancel_body =
+        serde_json::to_string(&CancelOrder::new(id)).map_err(|e| ApiError::Internal(e.into()))?;
     let mut recorded = false;
     for _ in 0..MAX_CONFLICTS {
         // Another tenant's assessment is answered exactly like one that does not exist.

@@ -233,7 +233,11 @@ fn callback_url(app: &App, req: &Request, vendor: &Vendor) -> Result<String, Api
 /// A start for an assessment that already exists: answer as the first start did. If its order is
 /// being sent by a concurrent start, wait (bounded) for the vendor's answer; if it is queued and
 /// nobody holds it, try it once more now.
-async fn resume(app: &App, vendor: &Vendor, mut existing: Assessment) -> Result<Response<Body>, ApiError> {
+async fn resume(
+    app: &App,
+    vendor: &Vendor,
+    mut existing: Assessment,
+) -> Result<Response<Body>, ApiError> {
     // Bounded so that waiting plus ordering stays well inside API Gateway's 30 s limit.
     let deadline = now_ms() + MAX_RESUME_WAIT_MS;
     loop {
@@ -252,7 +256,11 @@ async fn resume(app: &App, vendor: &Vendor, mut existing: Assessment) -> Result<
         let now = now_ms();
         if order.lease_until_ms <= now {
             let until = now + lease(app).as_millis() as i64;
-            if app.store.claim_delivery(existing.id, order.seq, now, until).await? {
+            if app
+                .store
+                .claim_delivery(existing.id, order.seq, now, until)
+                .await?
+            {
                 return order_now(app, vendor, &existing, &order).await;
             }
         }

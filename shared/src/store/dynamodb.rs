@@ -388,7 +388,11 @@ impl DynamoDbStore {
         if !with_delivered {
             values.push(val(":delivered", state_name(&DeliveryState::Delivered)));
         }
-        let expressions: &[&str] = if with_delivered { &[keys] } else { &[keys, filter] };
+        let expressions: &[&str] = if with_delivered {
+            &[keys]
+        } else {
+            &[keys, filter]
+        };
         let (names, values) = expression_maps(expressions, values);
         let mut query = self
             .client

@@ -101,8 +101,14 @@ mod tests {
 
     #[test]
     fn public_https_is_allowed() {
-        assert_eq!(check("https://orders.vendor.example/v1", LoopbackHttp::Refuse), Ok(()));
-        assert_eq!(check("https://203.0.114.10/x", LoopbackHttp::Refuse), Ok(()));
+        assert_eq!(
+            check("https://orders.vendor.example/v1", LoopbackHttp::Refuse),
+            Ok(())
+        );
+        assert_eq!(
+            check("https://203.0.114.10/x", LoopbackHttp::Refuse),
+            Ok(())
+        );
     }
 
     #[test]
@@ -131,8 +137,14 @@ mod tests {
     #[test]
     fn http_to_loopback_only_when_allowed() {
         assert!(check("http://127.0.0.1:9100/orders", LoopbackHttp::Refuse).is_err());
-        assert_eq!(check("http://127.0.0.1:9100/orders", LoopbackHttp::Allow), Ok(()));
-        assert_eq!(check("http://localhost:9100/orders", LoopbackHttp::Allow), Ok(()));
+        assert_eq!(
+            check("http://127.0.0.1:9100/orders", LoopbackHttp::Allow),
+            Ok(())
+        );
+        assert_eq!(
+            check("http://localhost:9100/orders", LoopbackHttp::Allow),
+            Ok(())
+        );
         assert!(check("http://10.0.0.1/orders", LoopbackHttp::Allow).is_err());
         assert!(is_forbidden_ip("169.254.169.254".parse().expect("ip")));
     }

@@ -122,6 +122,8 @@ pub fn fast_env() -> Vec<(String, String)> {
         ("HUB_ASHBY_TIMEOUT_MS", "2000"),
         // Retries become due within a tick of the tests' clock.
         ("HUB_RETRY_BASE_MS", "40"),
+        // A process killed mid-delivery is overtaken after this (35 s in production).
+        ("HUB_DELIVERY_LEASE_MS", "8000"),
         // The fake vendors listen on plain http on loopback.
         ("HUB_ALLOW_INSECURE_LOOPBACK", "1"),
     ]

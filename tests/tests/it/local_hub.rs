@@ -36,7 +36,13 @@ async fn local_metrics_count_starts_orders_callbacks_and_deliveries() {
     sc::a_full_lifecycle_reaches_ashby_exactly_as_specified(&f).await;
     let (s, _) = f
         .vendor
-        .callback_raw(&f.callback_url("acme"), "wh-bad", b"{}", crate::helpers::RIVAL_SECRET, 0)
+        .callback_raw(
+            &f.callback_url("acme"),
+            "wh-bad",
+            b"{}",
+            crate::helpers::RIVAL_SECRET,
+            0,
+        )
         .await;
     assert_eq!(s, 401);
     let crate::helpers::Host::Local(h) = &f.host else {
@@ -49,7 +55,11 @@ async fn local_metrics_count_starts_orders_callbacks_and_deliveries() {
     assert_eq!(m.total(names::ASHBY_DELIVERIES_DEAD), 0.0);
     assert_eq!(m.total(names::CALLBACKS_ACCEPTED), 4.0);
     assert_eq!(
-        m.total_with(names::CALLBACKS_REJECTED, dimensions::REASON, "invalid_signature"),
+        m.total_with(
+            names::CALLBACKS_REJECTED,
+            dimensions::REASON,
+            "invalid_signature"
+        ),
         1.0
     );
     f.stop().await;

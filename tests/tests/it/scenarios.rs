@@ -318,7 +318,10 @@ pub async fn a_vendor_outage_queues_the_order_and_places_it_once_on_recovery(f: 
     let status = b["results"]["update_request"]["assessment_status"]["value"]
         .as_str()
         .unwrap();
-    assert!(status.starts_with("Queued"), "Ashby is told the truth: {status}");
+    assert!(
+        status.starts_with("Queued"),
+        "Ashby is told the truth: {status}"
+    );
     assert!(!f.orders_for(&id).is_empty(), "tried inline");
     assert!(f.orders_for(&id).iter().all(|o| !o.accepted));
 
@@ -333,12 +336,21 @@ pub async fn a_vendor_outage_queues_the_order_and_places_it_once_on_recovery(f: 
     })
     .await;
     let orders = f.orders_for(&id);
-    assert_eq!(orders.iter().filter(|o| o.accepted).count(), 1, "placed once");
+    assert_eq!(
+        orders.iter().filter(|o| o.accepted).count(),
+        1,
+        "placed once"
+    );
     assert!(
-        orders.iter().all(|o| o.webhook_id == format!("msg_order_{id}")),
+        orders
+            .iter()
+            .all(|o| o.webhook_id == format!("msg_order_{id}")),
         "the same webhook-id on every try"
     );
-    assert!(orders.windows(2).all(|w| w[0].body == w[1].body), "the same body");
+    assert!(
+        orders.windows(2).all(|w| w[0].body == w[1].body),
+        "the same body"
+    );
     let got = f.ashby.wait_for(&id, 1, WAIT).await;
     assert_eq!(got[0]["assessment_status"]["value"], "Started");
 
@@ -376,7 +388,10 @@ pub async fn a_queued_order_the_vendor_refuses_is_reported_to_ashby(f: &Fixture)
     .await;
     let got = f.ashby.accepted_for(&id);
     assert_eq!(got.len(), 1);
-    assert_eq!(got[0]["cancelled_reason"]["value"], "No consent form on file");
+    assert_eq!(
+        got[0]["cancelled_reason"]["value"],
+        "No consent form on file"
+    );
     f.vendor.set_mode(VendorMode::Accept);
 }
 
@@ -385,7 +400,8 @@ pub async fn a_queued_order_the_vendor_refuses_is_reported_to_ashby(f: &Fixture)
 pub async fn an_ashby_outage_loses_and_doubles_nothing(f: &Fixture) {
     let id = f.start_ok().await;
     let cb = f.callback_url("acme");
-    let in_progress = json!({"assessment_id": id, "status": "in_progress", "status_label": "Checking records"});
+    let in_progress =
+        json!({"assessment_id": id, "status": "in_progress", "status_label": "Checking records"});
     let completed = json!({"assessment_id": id, "status": "completed", "report_url": "https://v.example/r/9",
                       "result": {"type": "boolean_success", "value": true, "label": "Clear"}});
     f.ashby.set_mode(AshbyMode::ServerError);
@@ -423,7 +439,10 @@ pub async fn an_ashby_outage_loses_and_doubles_nothing(f: &Fixture) {
     }
     let got = f.ashby.accepted_for(&id);
     assert_eq!(got.len(), 2, "each exactly once: {got:#?}");
-    assert_eq!(got[0]["assessment_status"]["value"], "Checking records", "in order");
+    assert_eq!(
+        got[0]["assessment_status"]["value"], "Checking records",
+        "in order"
+    );
     assert_eq!(got[1]["assessment_result"]["value"], true);
     assert!(got[0]["timestamp"].as_i64() < got[1]["timestamp"].as_i64());
 }
@@ -437,19 +456,31 @@ pub async fn a_refused_ashby_key_parks_deliveries_until_they_are_redelivered(f: 
     f.ashby.set_mode(AshbyMode::Unauthorized);
     let (s, _) = f
         .vendor
-        .callback(&cb, "wh-p-1", &json!({"assessment_id": id, "status": "in_progress"}))
+        .callback(
+            &cb,
+            "wh-p-1",
+            &json!({"assessment_id": id, "status": "in_progress"}),
+        )
         .await;
     assert_eq!(s, 200);
     let (s, _) = f
         .vendor
-        .callback(&cb, "wh-p-2", &json!({"assessment_id": id, "status": "expired"}))
+        .callback(
+            &cb,
+            "wh-p-2",
+            &json!({"assessment_id": id, "status": "expired"}),
+        )
         .await;
     assert_eq!(s, 200);
     let store = f.store();
     let aid = hub::domain::AssessmentId::parse(&id).unwrap();
     let parked = store.stuck_deliveries(100).await.unwrap();
     let mine: Vec<_> = parked.iter().filter(|d| d.assessment_id == aid).collect();
-    assert_eq!(mine.len(), 1, "the first is parked, the second waits behind it: {mine:#?}");
+    assert_eq!(
+        mine.len(),
+        1,
+        "the first is parked, the second waits behind it: {mine:#?}"
+    );
     let reason = mine[0].state.reason().unwrap();
     assert!(reason.contains("401"), "a clear reason: {reason}");
     for _ in 0..3 {
@@ -460,7 +491,12 @@ pub async fn a_refused_ashby_key_parks_deliveries_until_they_are_redelivered(f: 
     assert_eq!(f.ashby.received().len(), tries, "parked: no blind retries");
 
     f.ashby.set_mode(AshbyMode::Accept);
-    assert!(store.redeliver(aid, mine[0].seq, hub::app::now_ms()).await.unwrap());
+    assert!(
+        store
+            .redeliver(aid, mine[0].seq, hub::app::now_ms())
+            .await
+            .unwrap()
+    );
     f.tick_until("the parked updates to arrive", || {
         f.ashby.accepted_for(&id).len() >= 2
     })
@@ -477,7 +513,11 @@ pub async fn a_cancel_during_a_vendor_outage_reaches_the_vendor_later(f: &Fixtur
     let id = f.start_ok().await;
     f.vendor.set_mode(VendorMode::ServerError);
     let (s, b) = f
-        .call("/assessment.cancel", &f.token, &json!({ "assessment_id": id }))
+        .call(
+            "/assessment.cancel",
+            &f.token,
+            &json!({ "assessment_id": id }),
+        )
         .await;
     assert_eq!(s, 200, "{b}");
     f.vendor.set_mode(VendorMode::Accept);
