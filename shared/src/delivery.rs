@@ -195,6 +195,7 @@ pub async fn attempt(
 
 async fn send_to_ashby(app: &App, a: &Assessment, d: &Delivery) -> StoreResult<Attempt> {
     let now = now_ms();
+    // `harder` is Ashby throttling the partner across customers: back off more, and stop the run.
     let fail = |error: String, retry_after: Option<Duration>, harder: bool| Attempt::Failed {
         retry: retry_for(
             app,
@@ -206,7 +207,7 @@ async fn send_to_ashby(app: &App, a: &Assessment, d: &Delivery) -> StoreResult<A
             &error,
         ),
         error,
-        partner_throttled: false,
+        partner_throttled: harder,
     };
     let park = |why: String| Attempt::Failed {
         error: why.clone(),
@@ -244,19 +245,7 @@ async fn send_to_ashby(app: &App, a: &Assessment, d: &Delivery) -> StoreResult<A
                 retry_after,
                 partner_wide,
             },
-        ) => Attempt::Failed {
-            retry: retry_for(
-                app,
-                d.created_ms,
-                d.attempts + 1,
-                now,
-                retry_after,
-                partner_wide,
-                &e.to_string(),
-            ),
-            error: e.to_string(),
-            partner_throttled: partner_wide,
-        },
+        ) => fail(e.to_string(), retry_after, partner_wide),
         Err(e) => fail(e.to_string(), None, false),
     })
 }
