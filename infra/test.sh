@@ -6,19 +6,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
-VENV="$ROOT/.venv"
+# shellcheck source=infra/common.sh
+. infra/common.sh
 
-step() { printf '\n==> %s\n' "$*"; }
-
-step "Python tools (moto, cfn-lint, SAM CLI, cargo-lambda, zig) in $VENV"
-REQUIREMENTS=(infra/requirements-test.txt infra/requirements-sam.txt)
-if [ ! -x "$VENV/bin/moto_server" ] || [ ! -x "$VENV/bin/sam" ] \
-    || ! cat "${REQUIREMENTS[@]}" | cmp -s - "$VENV/.requirements"; then
-    python3 -m venv "$VENV"
-    "$VENV/bin/pip" install --quiet --disable-pip-version-check \
-        -r infra/requirements-test.txt -r infra/requirements-sam.txt
-    cat "${REQUIREMENTS[@]}" >"$VENV/.requirements"
-fi
+ensure_venv
 
 step "cargo fmt --check"
 cargo fmt --all -- --check
@@ -39,11 +30,7 @@ step "build the function binaries (the end-to-end tests run them)"
 cargo build --workspace --bins --locked
 
 step "sam build: every function's arm64 bootstrap"
-# rust-toolchain.toml lists the target, which rustup installs with the toolchain; an older
-# toolchain install may predate that line.
-if command -v rustup >/dev/null && ! rustup target list --installed | grep -qx aarch64-unknown-linux-gnu; then
-    rustup target add aarch64-unknown-linux-gnu
-fi
+ensure_arm64_target
 SAM_STARTED=$SECONDS
 # SAM finds cargo-lambda, and cargo-lambda finds zig, only on PATH or in SAM's own environment.
 # This check builds without the release profile's fat LTO: the same toolchain, target, SAM,
@@ -75,26 +62,9 @@ for name in functions:
 PY
 echo "sam build took $((SECONDS - SAM_STARTED)) s"
 
-step "start moto on loopback"
-mkdir -p target
-PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-"$VENV/bin/python" infra/moto_server.py 127.0.0.1 "$PORT" >target/moto.log 2>&1 &
-MOTO_PID=$!
-cleanup() { kill "$MOTO_PID" 2>/dev/null || true; wait "$MOTO_PID" 2>/dev/null || true; }
-trap cleanup EXIT INT TERM
-python3 - "$PORT" <<'PY'
-import sys, time, urllib.request
-url = f"http://127.0.0.1:{sys.argv[1]}/moto-api/"
-for _ in range(150):
-    try:
-        urllib.request.urlopen(url, timeout=1); sys.exit(0)
-    except Exception:
-        time.sleep(0.2)
-sys.exit("moto did not start; see target/moto.log")
-PY
-echo "moto on 127.0.0.1:$PORT"
+start_moto target/moto.log
 
-export HUB_TEST_AWS_ENDPOINT="http://127.0.0.1:$PORT"
+export HUB_TEST_AWS_ENDPOINT="$MOTO_URL"
 # The usual AWS variables, so anything that loads the default AWS config (the local hub with
 # --table, the functions) reaches moto and never AWS.
 export AWS_ENDPOINT_URL="$HUB_TEST_AWS_ENDPOINT"

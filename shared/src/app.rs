@@ -13,6 +13,7 @@ use crate::secrets::{CachedSecrets, SecretNames, SecretSource, SecretsManagerSou
 use crate::store::{DynamoDbStore, Store};
 use crate::vendor::VendorClient;
 use crate::vendor::url_policy::LoopbackHttp;
+use crate::waits::WaitInterceptor;
 
 /// Sent on every outbound call; Ashby's edge is reported to refuse requests without one.
 pub const USER_AGENT: &str = concat!(
@@ -72,9 +73,16 @@ impl App {
         let config = Config::from_env()?;
         let table = config.require_table()?.to_owned();
         let aws = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
-        let store = DynamoDbStore::new(aws_sdk_dynamodb::Client::new(&aws), table);
+        // Each SDK call's time on the wire is waiting, not the hub's own time (crate::waits).
+        let dynamodb = aws_sdk_dynamodb::config::Builder::from(&aws)
+            .interceptor(WaitInterceptor)
+            .build();
+        let secrets_manager = aws_sdk_secretsmanager::config::Builder::from(&aws)
+            .interceptor(WaitInterceptor)
+            .build();
+        let store = DynamoDbStore::new(aws_sdk_dynamodb::Client::from_conf(dynamodb), table);
         let secrets = CachedSecrets::new(
-            SecretsManagerSource::new(aws_sdk_secretsmanager::Client::new(&aws)),
+            SecretsManagerSource::new(aws_sdk_secretsmanager::Client::from_conf(secrets_manager)),
             config.secret_cache_ttl,
         );
         Self::new(config, Arc::new(store), Arc::new(secrets))

@@ -43,8 +43,15 @@ pub async fn serve_scheduled() -> Result<(), lambda_runtime::Error> {
                 .duration_since(std::time::SystemTime::now())
                 .unwrap_or_default()
                 .saturating_sub(Duration::from_secs(15));
-            let report = crate::delivery::run_due(app, RUN_LIMIT, budget).await?;
-            Ok::<_, lambda_runtime::Error>(serde_json::to_value(report)?)
+            let started = std::time::Instant::now();
+            let (report, waited) =
+                crate::waits::account(crate::delivery::run_due(app, RUN_LIMIT, budget)).await;
+            tracing::info!(
+                elapsed_us = started.elapsed().as_micros() as u64,
+                waited_us = waited.as_micros() as u64,
+                "answered"
+            );
+            Ok::<_, lambda_runtime::Error>(serde_json::to_value(report?)?)
         },
     ))
     .await

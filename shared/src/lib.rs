@@ -14,6 +14,7 @@ pub mod secrets;
 pub mod store;
 pub mod telemetry;
 pub mod vendor;
+pub mod waits;
 
 pub use app::App;
 pub use config::Config;

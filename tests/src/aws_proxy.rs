@@ -8,7 +8,13 @@
 //!
 //! One proxy per function gives the AWS operations of that function's code path (the IAM test);
 //! one proxy per run counts the calls of a lifecycle (the benchmark).
+//!
+//! Each call is recorded with its answer. The proxy relays any HTTP, so it also stands in front of
+//! the fake vendor and Ashby to count calls to them. For the benchmark's capacity units it can
+//! also read, around every DynamoDB write, the items the write touches
+//! (see [`AwsProxy::measure_items`]).
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use axum::extract::State;
@@ -24,6 +30,13 @@ pub struct AwsCall {
     /// The request body: JSON in the AWS JSON protocols DynamoDB and Secrets Manager speak
     /// (`Value::Null` if it was not JSON).
     pub body: Value,
+    /// The answer's status.
+    pub status: u16,
+    /// The answer's body.
+    pub response: axum::body::Bytes,
+    /// With [`AwsProxy::measure_items`] on, for a DynamoDB write: each item it names, as it was
+    /// before and after the call (`Value::Null` where there was none).
+    pub items: Vec<(Value, Value)>,
 }
 
 impl AwsCall {
@@ -61,6 +74,11 @@ impl AwsCall {
         self.body["IndexName"].as_str()
     }
 
+    /// The answer as JSON (`Value::Null` if it was not JSON).
+    pub fn response_json(&self) -> Value {
+        serde_json::from_slice(&self.response).unwrap_or(Value::Null)
+    }
+
     /// The secret a Secrets Manager call names.
     pub fn secret_id(&self) -> Option<&str> {
         self.body["SecretId"]
@@ -74,6 +92,7 @@ struct Inner {
     client: reqwest::Client,
     calls: Mutex<Vec<AwsCall>>,
     fault: Mutex<Option<(Vec<String>, Fault)>>,
+    measure_items: AtomicBool,
 }
 
 /// An error the proxy answers instead of forwarding, for fault-injection tests.
@@ -104,6 +123,7 @@ impl AwsProxy {
                 .unwrap(),
             calls: Mutex::new(Vec::new()),
             fault: Mutex::new(None),
+            measure_items: AtomicBool::new(false),
         });
         let router = axum::Router::new()
             .fallback(forward)
@@ -141,6 +161,14 @@ impl AwsProxy {
     /// Forwards everything again.
     pub fn clear_fault(&self) {
         *self.inner.fault.lock().unwrap() = None;
+    }
+
+    /// From now on (`true`), reads every item a DynamoDB write names (a consistent `GetItem`,
+    /// not recorded) before and after forwarding the write, into [`AwsCall::items`]: what
+    /// DynamoDB bills a write by is the larger of the two. Only for a benchmark run with one
+    /// caller at a time: another caller's write between the reads would blur them.
+    pub fn measure_items(&self, on: bool) {
+        self.inner.measure_items.store(on, Ordering::SeqCst);
     }
 
     /// Forgets what was recorded; the proxy keeps forwarding.
@@ -186,10 +214,25 @@ async fn forward(State(inner): State<Arc<Inner>>, req: axum::extract::Request) -
         .get("x-amz-target")
         .and_then(|v| v.to_str().ok());
     let op = operation(target, parts.method.as_str(), parts.uri.path());
-    inner.calls.lock().unwrap().push(AwsCall {
+    let mut call = AwsCall {
         operation: op.clone(),
         body: serde_json::from_slice(&body).unwrap_or(Value::Null),
-    });
+        status: 0,
+        response: axum::body::Bytes::new(),
+        items: Vec::new(),
+    };
+    let response = relay(&inner, &mut call, parts, body).await;
+    inner.calls.lock().unwrap().push(call);
+    response
+}
+
+async fn relay(
+    inner: &Inner,
+    call: &mut AwsCall,
+    parts: http::request::Parts,
+    body: axum::body::Bytes,
+) -> Response {
+    let op = call.operation.clone();
     let fault = inner
         .fault
         .lock()
@@ -218,7 +261,18 @@ async fn forward(State(inner): State<Arc<Inner>>, req: axum::extract::Request) -
             "x-amzn-errortype",
             axum::http::HeaderValue::from_static(kind),
         );
+        call.status = status.as_u16();
         return out;
+    }
+
+    let written = if inner.measure_items.load(Ordering::SeqCst) {
+        written_keys(call)
+    } else {
+        Vec::new()
+    };
+    let mut before = Vec::new();
+    for (table, key) in &written {
+        before.push(read_item(inner, &parts.headers, table, key).await);
     }
 
     let path = parts.uri.path_and_query().map_or("/", |p| p.as_str());
@@ -238,6 +292,12 @@ async fn forward(State(inner): State<Arc<Inner>>, req: axum::extract::Request) -
     let status = resp.status();
     let headers = resp.headers().clone();
     let bytes = resp.bytes().await.unwrap_or_default();
+    call.status = status.as_u16();
+    call.response = bytes.clone();
+    for ((table, key), before) in written.iter().zip(before) {
+        let after = read_item(inner, &parts.headers, table, key).await;
+        call.items.push((before, after));
+    }
     let mut out = (status, bytes).into_response();
     for (name, value) in &headers {
         if !hop_by_hop(name) {
@@ -245,6 +305,53 @@ async fn forward(State(inner): State<Arc<Inner>>, req: axum::extract::Request) -
         }
     }
     out
+}
+
+/// The table and key of every item a DynamoDB write names (the table's key is `pk`, `sk`).
+fn written_keys(call: &AwsCall) -> Vec<(String, Value)> {
+    let key_of = |part: &Value| -> Option<(String, Value)> {
+        let table = part["TableName"].as_str()?.to_owned();
+        let key = match part.get("Key") {
+            Some(k) => k.clone(),
+            None => serde_json::json!({"pk": part["Item"]["pk"], "sk": part["Item"]["sk"]}),
+        };
+        Some((table, key))
+    };
+    match call.operation.as_str() {
+        "dynamodb:PutItem" | "dynamodb:UpdateItem" | "dynamodb:DeleteItem" => {
+            key_of(&call.body).into_iter().collect()
+        }
+        "dynamodb:TransactWriteItems" => call.body["TransactItems"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|item| key_of(item.as_object()?.values().next()?))
+            .collect(),
+        _ => Vec::new(),
+    }
+}
+
+/// One item as the table holds it now (`Value::Null` if absent), read past the recording.
+async fn read_item(inner: &Inner, headers: &http::HeaderMap, table: &str, key: &Value) -> Value {
+    let mut request = inner
+        .client
+        .post(format!("{}/", inner.upstream))
+        .header("content-type", "application/x-amz-json-1.0")
+        .header("x-amz-target", "DynamoDB_20120810.GetItem")
+        .body(
+            serde_json::json!({"TableName": table, "Key": key, "ConsistentRead": true}).to_string(),
+        );
+    // moto takes the account and region from the credential scope.
+    if let Some(auth) = headers.get("authorization") {
+        request = request.header("authorization", auth);
+    }
+    match request.send().await {
+        Ok(resp) => resp
+            .json::<Value>()
+            .await
+            .map_or(Value::Null, |v| v["Item"].clone()),
+        Err(_) => Value::Null,
+    }
 }
 
 #[cfg(test)]
@@ -269,13 +376,29 @@ mod tests {
         let call = AwsCall {
             operation: "dynamodb:TransactWriteItems".into(),
             body: serde_json::json!({"TransactItems": [
-                {"Put": {"TableName": "t", "Item": {}}},
-                {"Update": {"TableName": "t", "Key": {}}},
-                {"ConditionCheck": {"TableName": "u", "Key": {}}},
+                {"Put": {"TableName": "t", "Item": {"pk": {"S": "a"}, "sk": {"S": "b"}, "x": {"N": "1"}}}},
+                {"Update": {"TableName": "t", "Key": {"pk": {"S": "c"}, "sk": {"S": "d"}}}},
+                {"ConditionCheck": {"TableName": "u", "Key": {"pk": {"S": "e"}, "sk": {"S": "f"}}}},
             ]}),
+            status: 200,
+            response: axum::body::Bytes::new(),
+            items: Vec::new(),
         };
         assert_eq!(call.transact_parts(), ["Put", "Update", "ConditionCheck"]);
         assert_eq!(call.table_names(), ["t", "t", "u"]);
         assert_eq!(call.index_name(), None);
+        let keys = written_keys(&call);
+        assert_eq!(keys.len(), 3);
+        assert_eq!(
+            keys[0].1,
+            serde_json::json!({"pk": {"S": "a"}, "sk": {"S": "b"}})
+        );
+        assert_eq!(
+            keys[2],
+            (
+                "u".to_owned(),
+                serde_json::json!({"pk": {"S": "e"}, "sk": {"S": "f"}})
+            )
+        );
     }
 }

@@ -8,3 +8,4 @@ pub mod aws;
 pub mod aws_proxy;
 pub mod fakes;
 pub mod lambda;
+pub mod lifecycle;

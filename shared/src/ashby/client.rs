@@ -59,7 +59,8 @@ impl AshbyClient {
             .header(http::header::ACCEPT, "application/json; version=1")
             .header(http::header::USER_AGENT, &self.user_agent)
             .body(body.to_owned())
-            .send()
+            .send();
+        let resp = crate::waits::waiting(resp)
             .await
             .map_err(|e| AshbyError::Unavailable(describe_transport(&e)))?;
         let status = resp.status();

@@ -63,18 +63,28 @@ pub async fn dispatch(app: &App, endpoint: Endpoint, req: Request) -> Response<B
     );
     let rid = request_id.as_deref();
     async move {
-        let outcome = if req.method() != http::Method::POST {
-            Err(ApiError::MethodNotAllowed)
-        } else {
-            match endpoint {
-                Endpoint::ListAssessments => list_assessments::handle(app, &req).await,
-                Endpoint::StartAssessment => start_assessment::handle(app, &req).await,
-                Endpoint::Cancel => cancel::handle(app, &req).await,
-                Endpoint::ResultCallback => result_callback::handle(app, &req).await,
+        let started = std::time::Instant::now();
+        let (outcome, waited) = crate::waits::account(async {
+            if req.method() != http::Method::POST {
+                Err(ApiError::MethodNotAllowed)
+            } else {
+                match endpoint {
+                    Endpoint::ListAssessments => list_assessments::handle(app, &req).await,
+                    Endpoint::StartAssessment => start_assessment::handle(app, &req).await,
+                    Endpoint::Cancel => cancel::handle(app, &req).await,
+                    Endpoint::ResultCallback => result_callback::handle(app, &req).await,
+                }
             }
-        };
+        })
+        .await;
         let resp = outcome.unwrap_or_else(|e| e.into_response(rid));
-        tracing::info!(status = resp.status().as_u16(), "answered");
+        // The hub's own time is elapsed - waited (calls to AWS, the vendor, Ashby).
+        tracing::info!(
+            status = resp.status().as_u16(),
+            elapsed_us = started.elapsed().as_micros() as u64,
+            waited_us = waited.as_micros() as u64,
+            "answered"
+        );
         resp
     }
     .instrument(span)

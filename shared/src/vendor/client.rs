@@ -134,8 +134,8 @@ impl VendorClient {
                 .header(standardwebhooks::HEADER_WEBHOOK_TIMESTAMP, ts.to_string())
                 .header(standardwebhooks::HEADER_WEBHOOK_SIGNATURE, signature)
                 .body(body.to_vec())
-                .send()
-                .await;
+                .send();
+            let sent = crate::waits::waiting(sent).await;
             let resp = match sent {
                 Ok(r) => r,
                 Err(e) => {

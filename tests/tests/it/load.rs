@@ -10,13 +10,12 @@
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use base64::Engine;
 use hub_local::server::RunningHub;
 use hub_tests::fakes::{AshbyMode, FakeAshby, FakeVendor};
-use serde_json::{Value, json};
+use hub_tests::lifecycle::{Callers, Kind, ms, percentile};
+use serde_json::Value;
 
 use crate::helpers::{VENDOR_SECRET, start_local_hub};
 
@@ -32,12 +31,6 @@ const RETRY_INTERVAL: Duration = Duration::from_millis(200);
 /// Hard bound of the whole run: lifecycles and delivery both finish before it, or the test fails.
 const DEADLINE: Duration = Duration::from_secs(240);
 
-/// Longest any one request to the hub may take.
-const REQUEST_TIMEOUT: Duration = Duration::from_secs(120);
-
-/// Attempts of a caller answered 503 (Ashby and vendors retry those).
-const ATTEMPTS: usize = 5;
-
 /// Requests outstanding at once on the emulator-backed hub. moto applies requests one at a time
 /// (infra/moto_server.py) and is shared with the rest of the suite: 600 requests queued at once
 /// would starve the other tests' calls for the minute or two the queue takes to drain (measured:
@@ -46,148 +39,10 @@ const ATTEMPTS: usize = 5;
 /// its requests at once.
 const IN_FLIGHT_ON_MOTO: usize = 16;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-enum Kind {
-    Start,
-    Callback,
-}
-
-/// The callers' side of the run: Ashby starting assessments, the vendor posting callbacks.
-struct Callers {
-    base: String,
-    auth: String,
-    type_id: String,
-    http: reqwest::Client,
-    ashby: Arc<FakeAshby>,
-    /// Every request's kind, status and latency.
-    timings: std::sync::Mutex<Vec<(Kind, u16, Duration)>>,
-    completed: AtomicUsize,
-    in_flight: tokio::sync::Semaphore,
-}
-
-impl Callers {
-    async fn post(
-        &self,
-        kind: Kind,
-        path: &str,
-        build: impl Fn() -> reqwest::RequestBuilder,
-    ) -> Result<Value, String> {
-        for attempt in 1..=ATTEMPTS {
-            let permit = self.in_flight.acquire().await.unwrap();
-            let started = Instant::now();
-            let resp = tokio::time::timeout(REQUEST_TIMEOUT, build().send())
-                .await
-                .map_err(|_| format!("{path}: no answer within {REQUEST_TIMEOUT:?}"))?
-                .map_err(|e| format!("{path}: {e}"))?;
-            let status = resp.status().as_u16();
-            let body: Value = resp
-                .json()
-                .await
-                .map_err(|e| format!("{path}: non-JSON answer {status}: {e}"))?;
-            drop(permit);
-            self.timings
-                .lock()
-                .unwrap()
-                .push((kind, status, started.elapsed()));
-            match status {
-                200 => return Ok(body),
-                503 if attempt < ATTEMPTS => {
-                    tokio::time::sleep(Duration::from_millis(200 * attempt as u64)).await;
-                }
-                _ => return Err(format!("{path}: {status} {body}")),
-            }
-        }
-        unreachable!("the last attempt returns")
-    }
-
-    async fn start(&self, application: &str) -> Result<String, String> {
-        let url = format!("{}/assessment.start", self.base);
-        let body = json!({
-            "assessment_type_id": self.type_id,
-            "candidate": {"ashby_id": format!("cand-{application}"), "first_name": "Ada", "last_name": "Lovelace",
-                          "email": "ada@candidate.example", "ashby_profile_url": "https://app.ashbyhq.com/candidates/c"},
-            "application": {"ashby_id": application, "status": "Active"},
-            "job": {"ashby_id": "job-1", "name": "Engineer", "ashby_job_url": "https://app.ashbyhq.com/jobs/j"}
-        });
-        let answer = self
-            .post(Kind::Start, "/assessment.start", || {
-                self.http
-                    .post(&url)
-                    .header("authorization", &self.auth)
-                    .json(&body)
-            })
-            .await?;
-        answer["results"]["assessment_id"]
-            .as_str()
-            .map(str::to_owned)
-            .ok_or_else(|| format!("start answered without an id: {answer}"))
-    }
-
-    /// A vendor callback; a retry after a 503 keeps its webhook-id and is signed afresh.
-    async fn callback(&self, webhook_id: &str, body: &Value) -> Result<(), String> {
-        let url = format!("{}/callbacks/acme", self.base);
-        let text = body.to_string();
-        let wh = standardwebhooks::Webhook::new(VENDOR_SECRET).unwrap();
-        self.post(Kind::Callback, "/callbacks/acme", || {
-            let ts = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .unwrap()
-                .as_secs() as i64;
-            self.http
-                .post(&url)
-                .header("content-type", "application/json")
-                .header("webhook-id", webhook_id)
-                .header("webhook-timestamp", ts.to_string())
-                .header(
-                    "webhook-signature",
-                    wh.sign(webhook_id, ts, text.as_bytes()).unwrap(),
-                )
-                .body(text.clone())
-        })
-        .await
-        .map(|_| ())
-    }
-
-    async fn lifecycle(&self, i: usize) -> Result<String, String> {
-        let id = self
-            .start(&format!("load-app-{i}-{}", uuid::Uuid::new_v4()))
-            .await?;
-        self.callback(
-            &format!("wh-{id}-1"),
-            &json!({"assessment_id": id, "status": "in_progress", "status_label": "In progress"}),
-        )
-        .await?;
-        self.callback(
-            &format!("wh-{id}-2"),
-            &json!({"assessment_id": id, "status": "completed", "status_label": "Clear",
-                    "report_url": format!("https://vendor.example/reports/{id}"),
-                    "result": {"type": "numeric_score", "value": i, "label": "Score"}}),
-        )
-        .await?;
-        // Ashby's outage lasts until half of the lifecycles are done.
-        if self.completed.fetch_add(1, Ordering::SeqCst) + 1 == LIFECYCLES / 2 {
-            self.ashby.set_mode(AshbyMode::Accept);
-        }
-        Ok(id)
-    }
-}
-
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    if sorted.is_empty() {
-        return Duration::ZERO;
-    }
-    let rank = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
-    sorted[rank.clamp(1, sorted.len()) - 1]
-}
-
-fn ms(d: Duration) -> String {
-    format!("{:.0} ms", d.as_secs_f64() * 1000.0)
-}
-
 async fn start_hub(
     table: Option<String>,
     in_flight: usize,
-) -> (RunningHub, Arc<Callers>, Arc<FakeVendor>) {
+) -> (RunningHub, Arc<Callers>, Arc<FakeVendor>, Arc<FakeAshby>) {
     let vendor = FakeVendor::start(VENDOR_SECRET).await;
     let ashby = FakeAshby::start("load-ashby-key").await;
     let token = format!("load-token-{}", uuid::Uuid::new_v4());
@@ -228,30 +83,20 @@ packages = ["acme/criminal-basic"]
         ],
     )
     .await;
-    let callers = Arc::new(Callers {
-        base: hub.base_url.as_str().trim_end_matches('/').to_owned(),
-        auth: format!(
-            "Basic {}",
-            base64::engine::general_purpose::STANDARD.encode(format!("{token}:"))
-        ),
-        type_id: hub::domain::PackageRef::parse("acme/criminal-basic")
-            .unwrap()
-            .type_id()
-            .to_string(),
-        http: reqwest::Client::new(),
-        ashby,
-        timings: std::sync::Mutex::new(Vec::new()),
-        completed: AtomicUsize::new(0),
-        in_flight: tokio::sync::Semaphore::new(in_flight),
-    });
-    (hub, callers, vendor)
+    let callers = Arc::new(Callers::new(
+        hub.base_url.as_str(),
+        &token,
+        "acme/criminal-basic",
+        VENDOR_SECRET,
+        in_flight,
+    ));
+    (hub, callers, vendor, ashby)
 }
 
 /// Runs the load on `table` (memory when `None`), asserts nothing lost or doubled, prints the
 /// figures.
 async fn run(store: &str, table: Option<String>, in_flight: usize) {
-    let (hub, callers, vendor) = start_hub(table, in_flight).await;
-    let ashby = callers.ashby.clone();
+    let (hub, callers, vendor, ashby) = start_hub(table, in_flight).await;
     ashby.set_mode(AshbyMode::FailEvery(ASHBY_FAILS_EVERY));
     let deadline = Instant::now() + DEADLINE;
 
@@ -259,7 +104,15 @@ async fn run(store: &str, table: Option<String>, in_flight: usize) {
     let tasks: Vec<_> = (0..LIFECYCLES)
         .map(|i| {
             let c = callers.clone();
-            tokio::spawn(async move { c.lifecycle(i).await })
+            let ashby = ashby.clone();
+            tokio::spawn(async move {
+                let (id, done) = c.lifecycle(i).await?;
+                // Ashby's outage lasts until half of the lifecycles are done.
+                if done == LIFECYCLES / 2 {
+                    ashby.set_mode(AshbyMode::Accept);
+                }
+                Ok::<_, String>(id)
+            })
         })
         .collect();
     let mut ids = Vec::with_capacity(LIFECYCLES);
@@ -368,7 +221,7 @@ async fn run(store: &str, table: Option<String>, in_flight: usize) {
     );
 
     // The figures: informational.
-    let timings = callers.timings.lock().unwrap().clone();
+    let timings = callers.timings();
     let latencies = |kind: Option<Kind>| {
         let mut l: Vec<Duration> = timings
             .iter()

@@ -1,0 +1,52 @@
+# Shared by infra/test.sh and infra/bench.sh (sourced, from the repository root): the Python
+# tools in ./.venv, and moto on a free loopback port.
+
+VENV="$ROOT/.venv"
+
+step() { printf '\n==> %s\n' "$*"; }
+
+# moto, cfn-lint, the SAM CLI, cargo-lambda and zig, pinned, into $VENV; reinstalled only when
+# the pins change.
+ensure_venv() {
+    step "Python tools (moto, cfn-lint, SAM CLI, cargo-lambda, zig) in $VENV"
+    local requirements=(infra/requirements-test.txt infra/requirements-sam.txt)
+    if [ ! -x "$VENV/bin/moto_server" ] || [ ! -x "$VENV/bin/sam" ] \
+        || ! cat "${requirements[@]}" | cmp -s - "$VENV/.requirements"; then
+        python3 -m venv "$VENV"
+        "$VENV/bin/pip" install --quiet --disable-pip-version-check \
+            -r infra/requirements-test.txt -r infra/requirements-sam.txt
+        cat "${requirements[@]}" >"$VENV/.requirements"
+    fi
+}
+
+# rust-toolchain.toml lists the target, which rustup installs with the toolchain; an older
+# toolchain install may predate that line.
+ensure_arm64_target() {
+    if command -v rustup >/dev/null && ! rustup target list --installed | grep -qx aarch64-unknown-linux-gnu; then
+        rustup target add aarch64-unknown-linux-gnu
+    fi
+}
+
+# Starts moto on a free loopback port, logging to $1; sets MOTO_PID and MOTO_URL and stops moto
+# when the calling script exits.
+start_moto() {
+    step "start moto on loopback"
+    mkdir -p target
+    local port
+    port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+    "$VENV/bin/python" infra/moto_server.py 127.0.0.1 "$port" >"$1" 2>&1 &
+    MOTO_PID=$!
+    trap 'kill "$MOTO_PID" 2>/dev/null || true; wait "$MOTO_PID" 2>/dev/null || true' EXIT INT TERM
+    python3 - "$port" "$1" <<'PY'
+import sys, time, urllib.request
+url = f"http://127.0.0.1:{sys.argv[1]}/moto-api/"
+for _ in range(150):
+    try:
+        urllib.request.urlopen(url, timeout=1); sys.exit(0)
+    except Exception:
+        time.sleep(0.2)
+sys.exit(f"moto did not start; see {sys.argv[2]}")
+PY
+    MOTO_URL="http://127.0.0.1:$port"
+    echo "moto on $MOTO_URL"
+}
