@@ -4,16 +4,18 @@
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use anyhow::Context;
-
 use crate::ashby::AshbyClient;
 use crate::config::Config;
 use crate::metrics::Metrics;
 use crate::secrets::{CachedSecrets, SecretNames, SecretSource, SecretsManagerSource};
 use crate::store::{DynamoDbStore, Store};
+use crate::transport::SdkTransport;
 use crate::vendor::VendorClient;
 use crate::vendor::url_policy::LoopbackHttp;
 use crate::waits::WaitInterceptor;
+
+/// How long a new connection to AWS, a vendor or Ashby may take.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
 
 /// Sent on every outbound call; Ashby's edge is reported to refuse requests without one.
 pub const USER_AGENT: &str = concat!(
@@ -39,12 +41,22 @@ impl App {
         store: Arc<dyn Store>,
         secrets: Arc<dyn SecretSource>,
     ) -> anyhow::Result<Self> {
-        let http = reqwest::Client::builder()
-            .connect_timeout(Duration::from_secs(3))
-            .timeout(config.ashby_timeout.max(config.vendor_timeout))
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .context("building the HTTP client")?;
+        Self::with_http(
+            config,
+            store,
+            secrets,
+            crate::transport::http_client(CONNECT_TIMEOUT)?,
+        )
+    }
+
+    /// As [`App::new`], with the HTTP client for vendors and Ashby given (the production wiring
+    /// shares it with the AWS SDK).
+    fn with_http(
+        config: Config,
+        store: Arc<dyn Store>,
+        secrets: Arc<dyn SecretSource>,
+        http: reqwest::Client,
+    ) -> anyhow::Result<Self> {
         Ok(Self {
             names: SecretNames::new(config.secret_prefix.clone()),
             ashby: AshbyClient::new(http.clone(), USER_AGENT, config.ashby_timeout),
@@ -72,7 +84,12 @@ impl App {
     pub async fn from_env() -> anyhow::Result<Self> {
         let config = Config::from_env()?;
         let table = config.require_table()?.to_owned();
-        let aws = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+        // One HTTP client for everything (crate::transport): the SDK gets it as its transport.
+        let http = crate::transport::http_client(CONNECT_TIMEOUT)?;
+        let aws = aws_config::defaults(aws_config::BehaviorVersion::latest())
+            .http_client(SdkTransport::new(http.clone()))
+            .load()
+            .await;
         // Each SDK call's time on the wire is waiting, not the hub's own time (crate::waits).
         let dynamodb = aws_sdk_dynamodb::config::Builder::from(&aws)
             .interceptor(WaitInterceptor)
@@ -85,7 +102,7 @@ impl App {
             SecretsManagerSource::new(aws_sdk_secretsmanager::Client::from_conf(secrets_manager)),
             config.secret_cache_ttl,
         );
-        Self::new(config, Arc::new(store), Arc::new(secrets))
+        Self::with_http(config, Arc::new(store), Arc::new(secrets), http)
     }
 }
 

@@ -16,7 +16,9 @@ use serde::Serialize;
 
 use crate::app::{App, now_ms};
 use crate::ashby::{AshbyError, UpdateRequest};
-use crate::domain::{Assessment, AssessmentId, Delivery, DeliveryKind, DeliveryState, Status};
+use crate::domain::{
+    Assessment, AssessmentId, Delivery, DeliveryKind, DeliveryState, Status, Vendor,
+};
 use crate::metrics::{Target, names};
 use crate::secrets::SecretError;
 use crate::store::{Change, ChangeOutcome, ChangeWrite, Retry, StoreError, StoreResult};
@@ -143,12 +145,13 @@ pub async fn attempt(
     app: &App,
     assessment: &Assessment,
     delivery: &Delivery,
+    vendor: Option<&Vendor>,
     announce: Announce,
 ) -> StoreResult<Attempt> {
     let outcome = match delivery.kind {
         DeliveryKind::AshbyUpdate => send_to_ashby(app, assessment, delivery).await?,
         DeliveryKind::VendorOrder | DeliveryKind::VendorCancel => {
-            send_to_vendor(app, assessment, delivery, announce).await?
+            send_to_vendor(app, assessment, delivery, vendor, announce).await?
         }
     };
     if delivery.kind == DeliveryKind::AshbyUpdate {
@@ -250,10 +253,12 @@ async fn send_to_ashby(app: &App, a: &Assessment, d: &Delivery) -> StoreResult<A
     })
 }
 
+/// `known` is the assessment's vendor as the caller just read it (the start), saving a read.
 async fn send_to_vendor(
     app: &App,
     a: &Assessment,
     d: &Delivery,
+    known: Option<&Vendor>,
     announce: Announce,
 ) -> StoreResult<Attempt> {
     let now = now_ms();
@@ -268,13 +273,21 @@ async fn send_to_vendor(
         error,
         partner_throttled: false,
     };
-    let Some(vendor) = app.store.vendor(&a.vendor_id).await? else {
-        let why = "the assessment's vendor no longer exists".to_owned();
-        return Ok(Attempt::Failed {
-            error: why.clone(),
-            retry: Retry::Park(why),
-            partner_throttled: false,
-        });
+    let read;
+    let vendor = match known.filter(|v| v.id == a.vendor_id) {
+        Some(v) => v,
+        None => {
+            read = app.store.vendor(&a.vendor_id).await?;
+            let Some(v) = &read else {
+                let why = "the assessment's vendor no longer exists".to_owned();
+                return Ok(Attempt::Failed {
+                    error: why.clone(),
+                    retry: Retry::Park(why),
+                    partner_throttled: false,
+                });
+            };
+            v
+        }
     };
     let secret = match app.secrets.get(&app.names.signing_secret(&vendor.id)).await {
         Ok(s) => s.current,
@@ -383,6 +396,7 @@ async fn order_settled(
                 let label = crate::handlers::start_assessment::STARTED_LABEL;
                 Some(Change {
                     expected_version: a.version,
+                    expected_update_seq: a.update_seq,
                     status: Status::Ordered,
                     status_label: Some(label.into()),
                     rejection_message: None,
@@ -399,6 +413,7 @@ async fn order_settled(
             }
             (OrderAnswer::Rejected(message), _) => Some(Change {
                 expected_version: a.version,
+                expected_update_seq: a.update_seq,
                 status: Status::Rejected,
                 status_label: None,
                 rejection_message: Some(message.clone()),
@@ -469,6 +484,7 @@ async fn give_up_order(app: &App, id: AssessmentId) -> StoreResult<()> {
             marker: None,
             change: Some(Change {
                 expected_version: a.version,
+                expected_update_seq: a.update_seq,
                 status: Status::Failed,
                 status_label: None,
                 rejection_message: None,
@@ -503,16 +519,19 @@ pub fn ashby_delivery(update: &UpdateRequest, now: i64) -> StoreResult<crate::do
 /// Sends this assessment's owed deliveries to `party`, in order per party, stopping a party at
 /// its first failure, parked delivery or delivery not yet due (unless `due_now`). An order
 /// settled with an announcement queues an Ashby update: a second pass delivers it at once.
+/// `known` is a snapshot of the assessment the caller already holds, if any: it saves a read
+/// when only Ashby updates are owed.
 pub async fn flush(
     app: &App,
     id: AssessmentId,
+    known: Option<&Assessment>,
     party: Party,
     announce: Announce,
     due_now: bool,
 ) -> StoreResult<Report> {
     let mut report = Report::default();
     for _ in 0..2 {
-        let (pass, followups) = flush_pass(app, id, party, announce, due_now).await?;
+        let (pass, followups) = flush_pass(app, id, known, party, announce, due_now).await?;
         report.add(&pass);
         if !followups || pass.partner_throttled {
             break;
@@ -524,6 +543,7 @@ pub async fn flush(
 async fn flush_pass(
     app: &App,
     id: AssessmentId,
+    known: Option<&Assessment>,
     party: Party,
     announce: Announce,
     due_now: bool,
@@ -534,9 +554,11 @@ async fn flush_pass(
     if open.is_empty() {
         return Ok((report, false));
     }
-    let Some(mut assessment) = app.store.assessment(id).await? else {
-        return Ok((report, false));
-    };
+    // The assessment is read only when a delivery needs it. An Ashby update needs only the
+    // tenant, which never changes, so any snapshot does (the caller's `known` one included); a
+    // vendor delivery's effect depends on the latest status (an order is withdrawn once the
+    // assessment was cancelled), so it is read after the claim.
+    let mut assessment: Option<Assessment> = known.cloned();
     let mut blocked: HashSet<bool> = HashSet::new();
     for d in open.into_iter().filter(|d| party.covers(d.kind)) {
         let lane = d.kind.to_vendor();
@@ -556,20 +578,25 @@ async fn flush_pass(
             blocked.insert(lane);
             continue;
         }
+        if !lane && assessment.is_none() {
+            assessment = app.store.assessment(id).await?;
+            if assessment.is_none() {
+                break;
+            }
+        }
         let until = now + lease(app).as_millis() as i64;
         if !app.store.claim_delivery(id, d.seq, now, until).await? {
             report.in_flight += 1;
             blocked.insert(lane);
             continue;
         }
-        if d.kind.to_vendor() {
-            // A vendor delivery's effect depends on the latest status (an order is withdrawn
-            // once the assessment was cancelled).
-            if let Some(a) = app.store.assessment(id).await? {
-                assessment = a;
-            }
+        if lane && let Some(a) = app.store.assessment(id).await? {
+            assessment = Some(a);
         }
-        let outcome = attempt(app, &assessment, &d, announce).await?;
+        let Some(current) = &assessment else {
+            break;
+        };
+        let outcome = attempt(app, current, &d, None, announce).await?;
         report.count(&outcome);
         followups |= d.kind == DeliveryKind::VendorOrder
             && announce == Announce::Yes
@@ -605,14 +632,26 @@ pub async fn run_due(app: &App, limit: usize, budget: Duration) -> StoreResult<R
             tracing::info!("run budget spent; the rest waits for the next run");
             break;
         }
-        let r = flush(app, d.assessment_id, Party::Both, Announce::Yes, false).await?;
+        let r = flush(
+            app,
+            d.assessment_id,
+            None,
+            Party::Both,
+            Announce::Yes,
+            false,
+        )
+        .await?;
         report.add(&r);
         if r.partner_throttled {
             tracing::warn!("Ashby throttles the partner across customers; stopping this run");
             break;
         }
     }
-    if let Some(oldest) = app.store.due_deliveries(i64::MAX, 1).await?.first() {
+    // Nothing was due at `now`, so nothing pending is older than that: the age is 0 without a
+    // second read (the common case: this runs every minute).
+    if !due.is_empty()
+        && let Some(oldest) = app.store.due_deliveries(i64::MAX, 1).await?.first()
+    {
         report.oldest_pending_ms = (now - oldest.next_attempt_ms).max(0);
     }
     app.metrics.age_seconds(

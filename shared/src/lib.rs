@@ -13,6 +13,7 @@ pub mod metrics;
 pub mod secrets;
 pub mod store;
 pub mod telemetry;
+pub mod transport;
 pub mod vendor;
 pub mod waits;
 

@@ -131,7 +131,16 @@ async fn receive(app: &App, req: &Request) -> Result<Response<Body>, ApiError> {
     // now. Try the update at once; the scheduled run retries it if Ashby is down.
     if outcome == ChangeOutcome::Applied && transition.is_some() {
         // Committed: a failure from here on is the queue's to retry, not the vendor's.
-        match flush(app, assessment.id, Party::Ashby, Announce::Yes, false).await {
+        match flush(
+            app,
+            assessment.id,
+            Some(&assessment),
+            Party::Ashby,
+            Announce::Yes,
+            false,
+        )
+        .await
+        {
             Ok(r) if r.delivered == 0 && r.in_flight == 0 => {
                 tracing::info!("Ashby update queued for retry")
             }
@@ -202,6 +211,7 @@ fn change_for(a: &Assessment, cb: &Callback) -> Result<Option<Change>, ApiError>
     };
     Ok(Some(Change {
         expected_version: a.version,
+        expected_update_seq: a.update_seq,
         status,
         status_label: stored_label,
         rejection_message: None,

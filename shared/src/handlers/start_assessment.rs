@@ -284,7 +284,7 @@ async fn order_now(
     assessment: &Assessment,
     order: &Delivery,
 ) -> Result<Response<Body>, ApiError> {
-    match attempt(app, assessment, order, Announce::No).await? {
+    match attempt(app, assessment, order, Some(vendor), Announce::No).await? {
         Attempt::Delivered => {
             let mut a = assessment.clone();
             a.status = Status::Ordered;

@@ -1027,27 +1027,23 @@ impl Store for DynamoDbStore {
                 ops.push(self.put_op(marker, Some("attribute_not_exists(#pk)"), vec![])?);
             }
             if let Some(c) = &w.change {
-                // The version condition below guarantees that `update_seq` has not moved since
-                // this read, so the new deliveries take exactly the next sequence numbers.
-                let read = self.get("apply", assessment_key(id)).await?;
-                let read = read.map(|item| decode_assessment(&item)).transpose()?;
-                let Some(a) = read.filter(|a| a.version == c.expected_version) else {
-                    return self.conflict_unless_duplicate(w).await;
-                };
-                if w.settle.is_some_and(|seq| seq > a.update_seq) {
+                // No read here: the caller read the assessment to decide on the change. The
+                // condition below holds the write to that snapshot (version and `update_seq`),
+                // so the new deliveries take exactly the next sequence numbers.
+                if w.settle.is_some_and(|seq| seq > c.expected_update_seq) {
                     // No such delivery; its key could even be one of the new deliveries'.
                     return self.conflict_unless_duplicate(w).await;
                 }
-                let last_seq = a.update_seq + c.deliveries.len() as u64;
+                let last_seq = c.expected_update_seq + c.deliveries.len() as u64;
                 let (update, values) = change_update(c, last_seq);
                 guards.push(ops.len());
                 ops.push(self.update_op(
                     assessment_key(id),
                     &update,
-                    "attribute_exists(#pk) AND #version = :expected",
+                    "attribute_exists(#pk) AND #version = :expected AND #update_seq = :expected_seq",
                     values,
                 )?);
-                for (seq, d) in (a.update_seq + 1..).zip(&c.deliveries) {
+                for (seq, d) in (c.expected_update_seq + 1..).zip(&c.deliveries) {
                     let delivery = delivery_item(id, seq, d, c.now_ms);
                     ops.push(self.put_op(delivery, Some("attribute_not_exists(#pk)"), vec![])?);
                 }
@@ -1485,6 +1481,7 @@ fn change_update(c: &Change, last_seq: u64) -> (String, Vec<(String, AttributeVa
     let mut set = vec!["#status = :status", "#update_seq = :seq", BUMP];
     let mut values = vec![
         val(":expected", n(c.expected_version)),
+        val(":expected_seq", n(c.expected_update_seq)),
         val(":status", s(c.status.as_str())),
         val(":seq", n(last_seq)),
         val(":now", n(c.now_ms)),
@@ -1950,6 +1947,7 @@ mod tests {
     fn a_change_sets_only_what_it_carries() {
         let mut c = Change {
             expected_version: 3,
+            expected_update_seq: 1,
             status: Status::Completed,
             status_label: None,
             rejection_message: None,

@@ -267,7 +267,9 @@ impl Store for MemoryStore {
         }
         if let Some(c) = &w.change {
             match s.assessments.get(&w.assessment_id) {
-                Some(a) if a.version == c.expected_version => {}
+                Some(a)
+                    if a.version == c.expected_version && a.update_seq == c.expected_update_seq => {
+                }
                 _ => return Ok(ChangeOutcome::Conflict),
             }
         }

@@ -103,6 +103,9 @@ pub struct WebhookMarker {
 pub struct Change {
     /// Applied only if the stored version still equals this.
     pub expected_version: u64,
+    /// The `update_seq` read with `expected_version`: the new deliveries take the numbers after
+    /// it. The store checks it with the version, so that a change needs no read of its own.
+    pub expected_update_seq: u64,
     pub status: Status,
     pub status_label: Option<String>,
     /// Set when the vendor refused the order.

@@ -99,6 +99,7 @@ conformance!(
     a_repeated_webhook_id_is_a_duplicate_and_changes_nothing,
     the_same_webhook_id_from_another_vendor_is_not_a_duplicate,
     a_change_on_a_stale_version_is_a_conflict_and_leaves_no_marker,
+    a_change_whose_update_seq_is_not_its_snapshots_is_a_conflict,
     a_change_for_an_unknown_assessment_is_a_conflict_and_writes_nothing,
     a_marker_alone_is_recorded_once,
     a_change_without_a_label_removes_the_previous_label,
@@ -267,6 +268,7 @@ fn update(body: &str, at: i64) -> NewDelivery {
 fn change(a: &Assessment, status: Status, deliveries: Vec<NewDelivery>) -> Change {
     Change {
         expected_version: a.version,
+        expected_update_seq: a.update_seq,
         status,
         status_label: Some(format!("{status:?}")),
         rejection_message: None,
@@ -1162,6 +1164,26 @@ async fn a_change_on_a_stale_version_is_a_conflict_and_leaves_no_marker(store: S
     let fresh = callback(&b, "msg_2", Status::Completed, "u2");
     assert_eq!(store.apply(&fresh).await.unwrap(), ChangeOutcome::Applied);
     assert_eq!(read(&*store, a.id).await.status, Status::Completed);
+}
+
+/// A change carries the snapshot it was decided on (version and `update_seq`) instead of the
+/// store reading it again: the two must belong together, or nothing is written.
+async fn a_change_whose_update_seq_is_not_its_snapshots_is_a_conflict(store: S) {
+    let a = created(&*store).await;
+    for wrong in [a.update_seq - 1, a.update_seq + 1] {
+        let mut w = callback(&a, "msg_1", Status::InProgress, "u1");
+        if let Some(c) = w.change.as_mut() {
+            c.expected_update_seq = wrong;
+        }
+        assert_eq!(store.apply(&w).await.unwrap(), ChangeOutcome::Conflict);
+        let b = read(&*store, a.id).await;
+        assert_eq!((b.version, b.update_seq), (a.version, a.update_seq));
+        assert_eq!(seqs(&open(&*store, a.id).await), vec![1]);
+    }
+    // The right snapshot applies, and the marker of the refused attempts was not left behind.
+    let w = callback(&a, "msg_1", Status::InProgress, "u1");
+    assert_eq!(store.apply(&w).await.unwrap(), ChangeOutcome::Applied);
+    assert_eq!(seqs(&open(&*store, a.id).await), vec![1, 2]);
 }
 
 async fn a_change_for_an_unknown_assessment_is_a_conflict_and_writes_nothing(store: S) {

@@ -190,7 +190,8 @@ mod tests {
         );
         assert_eq!(
             item_size(&json!({"l": {"L": [{"N": "1"}, {"NULL": true}]}})),
-            1 + 3 + 2 + 2
+            // One byte per element, plus the element: `N` "1" is 2 bytes, `NULL` 1.
+            1 + 3 + (1 + 2) + (1 + 1)
         );
     }
 

@@ -43,7 +43,12 @@ fn billed_ms(d: Duration) -> f64 {
 }
 
 impl Estimate {
-    pub fn new(steps: &[Step], warm: &BTreeMap<&'static str, Warm>) -> Self {
+    /// `cold_secrets`: Secrets Manager calls per cold start, by binary.
+    pub fn new(
+        steps: &[Step],
+        warm: &BTreeMap<&'static str, Warm>,
+        cold_secrets: &BTreeMap<&str, f64>,
+    ) -> Self {
         let per_k = 1000.0;
         let lifecycle: Vec<&Step> = steps.iter().filter(|s| s.in_lifecycle).collect();
         let overhead = |binary: &str| {
@@ -80,6 +85,12 @@ impl Estimate {
             .map(|s| s.units.write)
             .sum();
         let secrets: usize = lifecycle.iter().map(|s| s.secrets_calls).sum();
+        // The most a lifecycle can cost in Secrets Manager calls: every invocation a cold start.
+        let secrets_cold: f64 = lifecycle
+            .iter()
+            .filter(|s| s.binary != "deliver-updates")
+            .map(|s| cold_secrets.get(s.binary).copied().unwrap_or(0.0))
+            .sum();
         let lines = vec![
             (
                 format!("Lambda requests ({api_requests:.0} per assessment)"),
@@ -107,6 +118,12 @@ impl Estimate {
             (
                 format!("Secrets Manager calls ({secrets} per assessment on warm functions)"),
                 per_k * secrets as f64 * SECRETS_MANAGER_CALL,
+            ),
+            (
+                format!(
+                    "(at most, if every invocation were a cold start: {secrets_cold:.0} Secrets Manager calls per assessment; not in the total)"
+                ),
+                per_k * secrets_cold * SECRETS_MANAGER_CALL,
             ),
             (
                 format!(
@@ -139,7 +156,7 @@ impl Estimate {
                 DYNAMODB_LATENCY.as_millis(),
                 REMOTE_LATENCY.as_millis()
             ),
-            "Every lifecycle here includes one cancel, so the estimate is on the high side; a cold start adds one Secrets Manager call per secret the function needs (table above), $0.005 per 1,000 calls.".into(),
+            "Every lifecycle here includes one cancel, so the estimate is on the high side. A warm function reads each secret again once its cache expires (HUB_SECRET_CACHE_SECONDS); a cold start reads the secrets its first request needs (cold-start table).".into(),
         ];
         Self {
             lines,
@@ -160,7 +177,12 @@ impl Estimate {
         for (what, usd) in &self.lines {
             writeln!(out, "| {what} | {usd:.4} |").unwrap();
         }
-        let total: f64 = self.lines.iter().map(|(_, u)| u).sum();
+        let total: f64 = self
+            .lines
+            .iter()
+            .filter(|(what, _)| !what.starts_with("(at most"))
+            .map(|(_, u)| u)
+            .sum();
         writeln!(out, "| **total** | **{total:.4}** |").unwrap();
         writeln!(out, "\n| fixed, per month | USD |").unwrap();
         writeln!(out, "|---|---:|").unwrap();
