@@ -4,6 +4,8 @@
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use anyhow::Context;
+
 use crate::ashby::AshbyClient;
 use crate::config::Config;
 use crate::metrics::Metrics;
@@ -79,24 +81,31 @@ impl App {
         })
     }
 
-    /// The production wiring: DynamoDB and a cached Secrets Manager, from the usual AWS
-    /// environment (`AWS_ENDPOINT_URL` included, which is how tests point it at an emulator).
+    /// The production wiring in a Lambda function: DynamoDB and a cached Secrets Manager, set up
+    /// from the variables Lambda sets (see [`LambdaAws`]).
     pub async fn from_env() -> anyhow::Result<Self> {
         let config = Config::from_env()?;
         let table = config.require_table()?.to_owned();
+        let aws = LambdaAws::from_env(|k| std::env::var(k).ok())?;
         // One HTTP client for everything (crate::transport): the SDK gets it as its transport.
         let http = crate::transport::http_client(CONNECT_TIMEOUT)?;
-        let aws = aws_config::defaults(aws_config::BehaviorVersion::latest())
-            .http_client(SdkTransport::new(http.clone()))
-            .load()
-            .await;
+        let transport = SdkTransport::new(http.clone());
         // Each SDK call's time on the wire is waiting, not the hub's own time (crate::waits).
-        let dynamodb = aws_sdk_dynamodb::config::Builder::from(&aws)
-            .interceptor(WaitInterceptor)
-            .build();
-        let secrets_manager = aws_sdk_secretsmanager::config::Builder::from(&aws)
-            .interceptor(WaitInterceptor)
-            .build();
+        let mut dynamodb = aws_sdk_dynamodb::Config::builder()
+            .behavior_version(aws_sdk_dynamodb::config::BehaviorVersion::latest())
+            .region(aws_sdk_dynamodb::config::Region::new(aws.region.clone()))
+            .credentials_provider(aws.credentials.clone())
+            .http_client(transport.clone())
+            .interceptor(WaitInterceptor);
+        dynamodb.set_endpoint_url(aws.endpoint_url.clone());
+        let mut secrets_manager = aws_sdk_secretsmanager::Config::builder()
+            .behavior_version(aws_sdk_secretsmanager::config::BehaviorVersion::latest())
+            .region(aws_sdk_secretsmanager::config::Region::new(aws.region))
+            .credentials_provider(aws.credentials)
+            .http_client(transport)
+            .interceptor(WaitInterceptor);
+        secrets_manager.set_endpoint_url(aws.endpoint_url);
+        let (dynamodb, secrets_manager) = (dynamodb.build(), secrets_manager.build());
         let store = DynamoDbStore::new(aws_sdk_dynamodb::Client::from_conf(dynamodb), table);
         let secrets = CachedSecrets::new(
             SecretsManagerSource::new(aws_sdk_secretsmanager::Client::from_conf(secrets_manager)),
@@ -106,9 +115,108 @@ impl App {
     }
 }
 
+/// What the AWS SDK needs in a Lambda function, from the variables Lambda sets: the region and
+/// the execution role's credentials (in the environment for the life of the instance), and
+/// `AWS_ENDPOINT_URL` if set (how the tests point the functions at an emulator). aws-config's
+/// provider chains (profiles, SSO, STS, instance metadata) have nothing to add there; leaving it
+/// out saves most of the AWS set-up of a cold start and keeps the STS client out of the binaries
+/// (docs/performance.md). hub-local and hubctl, which run on engineers' machines, use aws-config.
+#[derive(Debug)]
+struct LambdaAws {
+    region: String,
+    credentials: aws_sdk_dynamodb::config::Credentials,
+    endpoint_url: Option<String>,
+}
+
+impl LambdaAws {
+    fn from_env(var: impl Fn(&str) -> Option<String>) -> anyhow::Result<Self> {
+        let set = |k: &str| var(k).filter(|v| !v.is_empty());
+        let region = set("AWS_REGION")
+            .or_else(|| set("AWS_DEFAULT_REGION"))
+            .context("AWS_REGION is not set (Lambda sets it)")?;
+        let (Some(key), Some(secret)) = (set("AWS_ACCESS_KEY_ID"), set("AWS_SECRET_ACCESS_KEY"))
+        else {
+            anyhow::bail!(
+                "AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY are not set (Lambda sets them from \
+                 the function's role)"
+            );
+        };
+        Ok(Self {
+            region,
+            credentials: aws_sdk_dynamodb::config::Credentials::new(
+                key,
+                secret,
+                set("AWS_SESSION_TOKEN"),
+                None,
+                "lambda-environment",
+            ),
+            endpoint_url: set("AWS_ENDPOINT_URL"),
+        })
+    }
+}
+
 pub fn now_ms() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_millis() as i64)
         .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn vars<'a>(pairs: &'a [(&'a str, &'a str)]) -> impl Fn(&str) -> Option<String> + 'a {
+        move |k| {
+            pairs
+                .iter()
+                .find(|(n, _)| *n == k)
+                .map(|(_, v)| v.to_string())
+        }
+    }
+
+    #[test]
+    fn the_sdk_settings_come_from_the_variables_lambda_sets() {
+        let aws = LambdaAws::from_env(vars(&[
+            ("AWS_REGION", "eu-west-1"),
+            ("AWS_DEFAULT_REGION", "us-east-1"),
+            ("AWS_ACCESS_KEY_ID", "AKIAEXAMPLE"),
+            ("AWS_SECRET_ACCESS_KEY", "secret"),
+            ("AWS_SESSION_TOKEN", "token"),
+        ]))
+        .expect("settings");
+        assert_eq!(aws.region, "eu-west-1");
+        assert_eq!(aws.credentials.access_key_id(), "AKIAEXAMPLE");
+        assert_eq!(aws.credentials.session_token(), Some("token"));
+        assert_eq!(aws.endpoint_url, None);
+
+        let local = LambdaAws::from_env(vars(&[
+            ("AWS_DEFAULT_REGION", "us-east-1"),
+            ("AWS_ACCESS_KEY_ID", "test"),
+            ("AWS_SECRET_ACCESS_KEY", "test"),
+            ("AWS_ENDPOINT_URL", "http://127.0.0.1:5000"),
+            ("AWS_SESSION_TOKEN", ""),
+        ]))
+        .expect("settings");
+        assert_eq!(local.region, "us-east-1");
+        assert_eq!(local.credentials.session_token(), None);
+        assert_eq!(local.endpoint_url.as_deref(), Some("http://127.0.0.1:5000"));
+    }
+
+    #[test]
+    fn missing_region_or_credentials_fail_the_cold_start_with_what_is_missing() {
+        let no_region = LambdaAws::from_env(vars(&[
+            ("AWS_ACCESS_KEY_ID", "a"),
+            ("AWS_SECRET_ACCESS_KEY", "b"),
+        ]));
+        assert!(format!("{:#}", no_region.expect_err("no region")).contains("AWS_REGION"));
+        let no_secret = LambdaAws::from_env(vars(&[
+            ("AWS_REGION", "us-east-1"),
+            ("AWS_ACCESS_KEY_ID", "a"),
+        ]));
+        assert!(
+            format!("{:#}", no_secret.expect_err("no secret key"))
+                .contains("AWS_SECRET_ACCESS_KEY")
+        );
+    }
 }
