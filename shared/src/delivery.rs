@@ -554,10 +554,10 @@ async fn flush_pass(
     if open.is_empty() {
         return Ok((report, false));
     }
-    // The assessment is read only when a delivery needs it. An Ashby update needs only the
-    // tenant, which never changes, so any snapshot does (the caller's `known` one included); a
-    // vendor delivery's effect depends on the latest status (an order is withdrawn once the
-    // assessment was cancelled), so it is read after the claim.
+    // The assessment is read only when a delivery needs it. An Ashby update or a vendor cancel
+    // needs only ids that never change (tenant, vendor), so any snapshot does (the caller's
+    // `known` one included); an order's effect depends on the latest status (it is withdrawn
+    // once the assessment was cancelled), so it is read after the claim.
     let mut assessment: Option<Assessment> = known.cloned();
     let mut blocked: HashSet<bool> = HashSet::new();
     for d in open.into_iter().filter(|d| party.covers(d.kind)) {
@@ -590,7 +590,9 @@ async fn flush_pass(
             blocked.insert(lane);
             continue;
         }
-        if lane && let Some(a) = app.store.assessment(id).await? {
+        if (d.kind == DeliveryKind::VendorOrder || assessment.is_none())
+            && let Some(a) = app.store.assessment(id).await?
+        {
             assessment = Some(a);
         }
         let Some(current) = &assessment else {

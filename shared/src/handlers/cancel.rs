@@ -68,7 +68,16 @@ pub async fn handle(app: &App, req: &Request) -> Result<Response<Body>, ApiError
         if app.store.apply(&write).await? == ChangeOutcome::Applied {
             tracing::info!("assessment cancelled");
             // Committed: a failure from here on is the queue's to retry, not Ashby's.
-            match flush(app, id, None, Party::Vendor, Announce::No, true).await {
+            match flush(
+                app,
+                id,
+                Some(&assessment),
+                Party::Vendor,
+                Announce::No,
+                true,
+            )
+            .await
+            {
                 Ok(r) if r.delivered > 0 => {}
                 Ok(_) => tracing::info!("vendor cancel queued for retry"),
                 Err(e) => tracing::warn!(error = %e, "vendor cancel queued for retry"),
