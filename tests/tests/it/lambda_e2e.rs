@@ -73,6 +73,7 @@ async fn lambda_vendor_rejection_and_outage_with_the_scheduled_retry() {
     sc::a_vendor_outage_queues_the_order_and_places_it_once_on_recovery(&f).await;
     sc::a_queued_order_the_vendor_refuses_is_reported_to_ashby(&f).await;
     sc::a_cancel_during_a_vendor_outage_reaches_the_vendor_later(&f).await;
+    sc::a_queued_order_cancelled_before_its_retry_is_never_placed(&f).await;
     f.stop().await;
 }
 

@@ -158,6 +158,13 @@ async fn local_cancel_during_a_vendor_outage_reaches_the_vendor_later() {
 }
 
 #[tokio::test]
+async fn local_a_queued_order_cancelled_before_its_retry_is_never_placed() {
+    let f = Fixture::local().await;
+    sc::a_queued_order_cancelled_before_its_retry_is_never_placed(&f).await;
+    f.stop().await;
+}
+
+#[tokio::test]
 async fn local_twenty_identical_concurrent_callbacks_make_one_update() {
     let f = Fixture::local().await;
     sc::twenty_identical_concurrent_callbacks_make_one_update(&f).await;

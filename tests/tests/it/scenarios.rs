@@ -536,6 +536,45 @@ pub async fn a_cancel_during_a_vendor_outage_reaches_the_vendor_later(f: &Fixtur
     assert_eq!(cancelled(), 1, "sent once it got through");
 }
 
+/// An order queued while the vendor was down, and cancelled after the vendor recovered but before
+/// the queue retried it, is withdrawn, never placed: the vendor gets the cancel and no accepted
+/// order.
+pub async fn a_queued_order_cancelled_before_its_retry_is_never_placed(f: &Fixture) {
+    f.vendor.set_mode(VendorMode::ServerError);
+    let body = f.start_body(&f.type_id, &crate::helpers::fresh_app());
+    let (s, b) = f.call("/assessment.start", &f.token, &body).await;
+    assert_eq!(s, 200, "{b}");
+    let id = b["results"]["assessment_id"].as_str().unwrap().to_owned();
+    // Back up, but nothing has retried the order yet.
+    f.vendor.set_mode(VendorMode::Accept);
+    let (s, b) = f
+        .call(
+            "/assessment.cancel",
+            &f.token,
+            &json!({ "assessment_id": id }),
+        )
+        .await;
+    assert_eq!(s, 200, "{b}");
+    let cancelled = || {
+        f.vendor
+            .of_type("assessment.cancelled")
+            .into_iter()
+            .filter(|o| o.body["assessment_id"] == id.as_str() && o.accepted)
+            .count()
+    };
+    f.tick_until("the cancel to reach the vendor", || cancelled() == 1)
+        .await;
+    for _ in 0..2 {
+        f.tick().await;
+    }
+    assert!(
+        f.orders_for(&id).iter().all(|o| !o.accepted),
+        "the order was withdrawn, never placed: {:?}",
+        f.orders_for(&id)
+    );
+    assert_eq!(cancelled(), 1);
+}
+
 /// The same callback twenty times at once: one transition, one Ashby update.
 pub async fn twenty_identical_concurrent_callbacks_make_one_update(f: &Fixture) {
     let id = f.start_ok().await;
