@@ -11,3 +11,4 @@ mod local_hub;
 mod scenarios;
 mod secrets_manager;
 mod store_conformance;
+mod transport;
