@@ -3,8 +3,8 @@
 # function's binary for this machine and the hello-world floor (infra/bench-hello), hub-local,
 # and with cargo lambda the zipped arm64 bootstraps; starts moto on loopback; runs the driver
 # (tests/src/bin/hub-bench); prints the tables and writes them to target/bench/results.md.
-# From cold on two cores the builds take most of an hour (each fat-LTO link takes minutes); the
-# measurements themselves take about ten minutes.
+# From cold on two cores the builds take about 20 minutes (each fat-LTO link takes a minute or
+# more); the measurements about seven.
 #
 # HUB_BENCH_COLD_RUNS (15), HUB_BENCH_INVOCATIONS (1000) and HUB_BENCH_LIFECYCLES (100) size it.
 set -euo pipefail
