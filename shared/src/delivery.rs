@@ -520,7 +520,7 @@ pub fn ashby_delivery(update: &UpdateRequest, now: i64) -> StoreResult<crate::do
 /// its first failure, parked delivery or delivery not yet due (unless `due_now`). An order
 /// settled with an announcement queues an Ashby update: a second pass delivers it at once.
 /// `known` is a snapshot of the assessment the caller already holds, if any: it saves a read
-/// when only Ashby updates are owed.
+/// when only Ashby updates or a vendor cancel are owed.
 pub async fn flush(
     app: &App,
     id: AssessmentId,
