@@ -9,6 +9,42 @@ use std::time::{Duration, Instant};
 use base64::Engine;
 use serde_json::{Value, json};
 
+/// The local hub's configuration (`--config`) for these callers: one vendor, `acme`, whose
+/// `criminal-basic` package orders at `order_url`, signed with `vendor_secret`; one tenant with
+/// `token`, whose updates go to the Ashby at `ashby_url` with `ashby_key`.
+pub fn hub_config(
+    order_url: &str,
+    vendor_secret: &str,
+    token: &str,
+    ashby_url: &str,
+    ashby_key: &str,
+) -> String {
+    format!(
+        r#"
+[[vendors]]
+id = "acme"
+name = "Acme Checks"
+order_url = "{order_url}"
+signing_secret = "{vendor_secret}"
+[[vendors.packages]]
+id = "criminal-basic"
+name = "Criminal record check"
+description = "County and national criminal search"
+
+[[tenants]]
+id = "loadco"
+name = "Load Co"
+trigger_token = "{token}"
+ashby_api_key = "{ashby_key}"
+ashby_base_url = "{ashby_url}"
+packages = ["{PACKAGE}"]
+"#
+    )
+}
+
+/// The package [`hub_config`] enables: what the callers start.
+pub const PACKAGE: &str = "acme/criminal-basic";
+
 /// Attempts of a caller answered 503 (Ashby and vendors retry those).
 const ATTEMPTS: usize = 5;
 

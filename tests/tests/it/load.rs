@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use hub_local::server::RunningHub;
 use hub_tests::fakes::{AshbyMode, FakeAshby, FakeVendor};
-use hub_tests::lifecycle::{Callers, Kind, ms, percentile};
+use hub_tests::lifecycle::{Callers, Kind, PACKAGE, hub_config, ms, percentile};
 use serde_json::Value;
 
 use crate::helpers::{VENDOR_SECRET, start_local_hub};
@@ -46,28 +46,12 @@ async fn start_hub(
     let vendor = FakeVendor::start(VENDOR_SECRET).await;
     let ashby = FakeAshby::start("load-ashby-key").await;
     let token = format!("load-token-{}", uuid::Uuid::new_v4());
-    let toml = format!(
-        r#"
-[[vendors]]
-id = "acme"
-name = "Acme Checks"
-order_url = "{order_url}"
-signing_secret = "{VENDOR_SECRET}"
-[[vendors.packages]]
-id = "criminal-basic"
-name = "Criminal record check"
-description = "County and national criminal search"
-
-[[tenants]]
-id = "loadco"
-name = "Load Co"
-trigger_token = "{token}"
-ashby_api_key = "load-ashby-key"
-ashby_base_url = "{ashby_url}"
-packages = ["acme/criminal-basic"]
-"#,
-        order_url = vendor.order_url,
-        ashby_url = ashby.base_url,
+    let toml = hub_config(
+        &vendor.order_url,
+        VENDOR_SECRET,
+        &token,
+        &ashby.base_url,
+        "load-ashby-key",
     );
     // Secrets of this run only, whatever else shares the emulator.
     let prefix = format!("hub-load-{}/", uuid::Uuid::new_v4().simple());
@@ -86,7 +70,7 @@ packages = ["acme/criminal-basic"]
     let callers = Arc::new(Callers::new(
         hub.base_url.as_str(),
         &token,
-        "acme/criminal-basic",
+        PACKAGE,
         VENDOR_SECRET,
         in_flight,
     ));

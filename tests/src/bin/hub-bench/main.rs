@@ -33,7 +33,7 @@ use capacity::Units;
 
 const VENDOR_SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
 const ASHBY_KEY: &str = "bench-ashby-key";
-const PACKAGE: &str = "acme/criminal-basic";
+use hub_tests::lifecycle::PACKAGE;
 
 /// The floor: a hello-world `lambda_http` function with the same release profile.
 const HELLO: &str = "bench-hello";

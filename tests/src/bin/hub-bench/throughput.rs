@@ -7,7 +7,7 @@ use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use hub_tests::fakes::{FakeAshby, FakeVendor};
-use hub_tests::lifecycle::{Callers, percentile};
+use hub_tests::lifecycle::{Callers, hub_config, percentile};
 
 use crate::{ASHBY_KEY, PACKAGE, VENDOR_SECRET, ms};
 
@@ -72,28 +72,12 @@ async fn one(
     let config = dir.join("hub.toml");
     std::fs::write(
         &config,
-        format!(
-            r#"
-[[vendors]]
-id = "acme"
-name = "Acme Checks"
-order_url = "{order_url}"
-signing_secret = "{VENDOR_SECRET}"
-[[vendors.packages]]
-id = "criminal-basic"
-name = "Criminal record check"
-description = "County and national criminal search"
-
-[[tenants]]
-id = "benchco"
-name = "Bench Co"
-trigger_token = "{token}"
-ashby_api_key = "{ASHBY_KEY}"
-ashby_base_url = "{ashby_url}"
-packages = ["{PACKAGE}"]
-"#,
-            order_url = vendor.order_url,
-            ashby_url = ashby.base_url,
+        hub_config(
+            &vendor.order_url,
+            VENDOR_SECRET,
+            &token,
+            &ashby.base_url,
+            ASHBY_KEY,
         ),
     )
     .unwrap();
