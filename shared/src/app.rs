@@ -90,22 +90,22 @@ impl App {
         // One HTTP client for everything (crate::transport): the SDK gets it as its transport.
         let http = crate::transport::http_client(CONNECT_TIMEOUT)?;
         let transport = SdkTransport::new(http.clone());
-        // Each SDK call's time on the wire is waiting, not the hub's own time (crate::waits).
-        let mut dynamodb = aws_sdk_dynamodb::Config::builder()
+        let mut sdk = aws_types::SdkConfig::builder()
             .behavior_version(aws_sdk_dynamodb::config::BehaviorVersion::latest())
-            .region(aws_sdk_dynamodb::config::Region::new(aws.region.clone()))
-            .credentials_provider(aws.credentials.clone())
-            .http_client(transport.clone())
-            .interceptor(WaitInterceptor);
-        dynamodb.set_endpoint_url(aws.endpoint_url.clone());
-        let mut secrets_manager = aws_sdk_secretsmanager::Config::builder()
-            .behavior_version(aws_sdk_secretsmanager::config::BehaviorVersion::latest())
-            .region(aws_sdk_secretsmanager::config::Region::new(aws.region))
-            .credentials_provider(aws.credentials)
-            .http_client(transport)
-            .interceptor(WaitInterceptor);
-        secrets_manager.set_endpoint_url(aws.endpoint_url);
-        let (dynamodb, secrets_manager) = (dynamodb.build(), secrets_manager.build());
+            .region(aws_sdk_dynamodb::config::Region::new(aws.region))
+            .credentials_provider(aws_sdk_dynamodb::config::SharedCredentialsProvider::new(
+                aws.credentials,
+            ))
+            .http_client(transport);
+        sdk.set_endpoint_url(aws.endpoint_url);
+        let sdk = sdk.build();
+        // Each SDK call's time on the wire is waiting, not the hub's own time (crate::waits).
+        let dynamodb = aws_sdk_dynamodb::config::Builder::from(&sdk)
+            .interceptor(WaitInterceptor)
+            .build();
+        let secrets_manager = aws_sdk_secretsmanager::config::Builder::from(&sdk)
+            .interceptor(WaitInterceptor)
+            .build();
         let store = DynamoDbStore::new(aws_sdk_dynamodb::Client::from_conf(dynamodb), table);
         let secrets = CachedSecrets::new(
             SecretsManagerSource::new(aws_sdk_secretsmanager::Client::from_conf(secrets_manager)),

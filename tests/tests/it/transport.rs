@@ -40,7 +40,7 @@ fn signatures(r: &Received) -> (String, String) {
     let scope: Vec<String> = field("Credential=").split('/').map(str::to_owned).collect();
     let (region, service) = (scope[2].clone(), scope[3].clone());
     let date = r.headers["x-amz-date"].to_str().unwrap();
-    let time = chrono_free_parse(date);
+    let time = parse_amz_date(date);
     // Every signed header as it arrived, but the date, which the signer adds from `time`.
     let headers: Vec<(&str, &str)> = signed
         .iter()
@@ -75,7 +75,7 @@ fn signatures(r: &Received) -> (String, String) {
 }
 
 /// `20261126T101500Z` as a time.
-fn chrono_free_parse(date: &str) -> std::time::SystemTime {
+fn parse_amz_date(date: &str) -> std::time::SystemTime {
     let n = |a: usize, b: usize| date[a..b].parse::<i64>().unwrap();
     let (y, m, d) = (n(0, 4), n(4, 6), n(6, 8));
     let (hh, mm, ss) = (n(9, 11), n(11, 13), n(13, 15));
