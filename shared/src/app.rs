@@ -2,18 +2,19 @@
 //! to every request. Nothing in here is mutable except the adapters' own caches.
 
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use anyhow::Context;
 
 use crate::ashby::AshbyClient;
 use crate::config::Config;
 use crate::metrics::Metrics;
+use crate::ports::Store;
 use crate::secrets::{CachedSecrets, SecretNames, SecretSource, SecretsManagerSource};
-use crate::store::{DynamoDbStore, Store};
+use crate::store::DynamoDbStore;
 use crate::transport::SdkTransport;
-use crate::vendor::VendorClient;
-use crate::vendor::url_policy::LoopbackHttp;
+use crate::vendors::VendorClient;
+use crate::vendors::url_policy::LoopbackHttp;
 use crate::waits::WaitInterceptor;
 
 /// How long a new connection to AWS, a vendor or Ashby may take.
@@ -155,11 +156,8 @@ impl LambdaAws {
     }
 }
 
-pub fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or_default()
+pub fn now_ms() -> crate::clock::Timestamp {
+    crate::clock::Clock::now(&crate::clock::SystemClock)
 }
 
 #[cfg(test)]

@@ -16,13 +16,14 @@ use serde::Serialize;
 
 use crate::app::{App, now_ms};
 use crate::ashby::{AshbyError, UpdateRequest};
+use crate::clock::Timestamp;
 use crate::domain::{
     Assessment, AssessmentId, Delivery, DeliveryKind, DeliveryState, Status, Vendor,
 };
 use crate::metrics::{Target, names};
+use crate::ports::{Change, ChangeOutcome, ChangeWrite, Retry, StoreError, StoreResult};
 use crate::secrets::SecretError;
-use crate::store::{Change, ChangeOutcome, ChangeWrite, Retry, StoreError, StoreResult};
-use crate::vendor::{VendorError, VendorReply, cancel_message_id, order_message_id};
+use crate::vendors::{VendorError, VendorReply, cancel_message_id, order_message_id};
 
 /// Who a flush works on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -116,15 +117,14 @@ pub fn lease(app: &App) -> Duration {
 /// the delivery is older than the maximum age.
 pub fn retry_for(
     app: &App,
-    created_ms: i64,
+    created_ms: Timestamp,
     attempt: u32,
-    now: i64,
+    now: Timestamp,
     retry_after: Option<Duration>,
     harder: bool,
     error: &str,
 ) -> Retry {
-    let max_age = app.config.delivery_max_age.as_millis() as i64;
-    if now - created_ms >= max_age {
+    if now.since(created_ms) >= app.config.delivery_max_age {
         return Retry::Dead(format!(
             "undelivered after {} h; last error: {error}",
             app.config.delivery_max_age.as_secs() / 3_600
@@ -137,7 +137,7 @@ pub fn retry_for(
         .saturating_mul(if harder { 4 } else { 1 });
     let jittered = rand::rng().random_range(capped / 2..=capped.max(1));
     let floor = retry_after.map(|d| d.as_millis() as i64).unwrap_or(0);
-    Retry::At(now + jittered.max(floor))
+    Retry::At(now.plus(Duration::from_millis(jittered.max(floor) as u64)))
 }
 
 /// Tries one delivery whose lease the caller holds, and records the outcome.
@@ -388,7 +388,7 @@ async fn order_settled(
             return Ok(());
         };
         let now = now_ms();
-        let ts = now.max(a.last_update_ms + 1);
+        let ts = now.max(a.last_update_ms.next());
         let change = match (&answer, a.status) {
             // A callback that overtook the acknowledgement already moved it on: keep that.
             (_, s) if s != Status::Ordering => None,
@@ -471,7 +471,7 @@ async fn give_up_order(app: &App, id: AssessmentId) -> StoreResult<()> {
             return Ok(());
         }
         let now = now_ms();
-        let ts = now.max(a.last_update_ms + 1);
+        let ts = now.max(a.last_update_ms.next());
         let update = UpdateRequest::cancelled(
             id,
             ts,
@@ -505,13 +505,16 @@ async fn give_up_order(app: &App, id: AssessmentId) -> StoreResult<()> {
 }
 
 /// A new Ashby update delivery, due now.
-pub fn ashby_delivery(update: &UpdateRequest, now: i64) -> StoreResult<crate::domain::NewDelivery> {
+pub fn ashby_delivery(
+    update: &UpdateRequest,
+    now: Timestamp,
+) -> StoreResult<crate::domain::NewDelivery> {
     Ok(crate::domain::NewDelivery {
         kind: DeliveryKind::AshbyUpdate,
         body: serde_json::to_string(update)
             .map_err(|e| StoreError::Corrupt(format!("serialising an update: {e}")))?,
         next_attempt_ms: now,
-        leased_until_ms: 0,
+        leased_until_ms: Timestamp::EPOCH,
         expires_at_s: None,
     })
 }
@@ -584,7 +587,7 @@ async fn flush_pass(
                 break;
             }
         }
-        let until = now + lease(app).as_millis() as i64;
+        let until = now.plus(lease(app));
         if !app.store.claim_delivery(id, d.seq, now, until).await? {
             report.in_flight += 1;
             blocked.insert(lane);
@@ -652,9 +655,9 @@ pub async fn run_due(app: &App, limit: usize, budget: Duration) -> StoreResult<R
     // Nothing was due at `now`, so nothing pending is older than that: the age is 0 without a
     // second read (the common case: this runs every minute).
     if !due.is_empty()
-        && let Some(oldest) = app.store.due_deliveries(i64::MAX, 1).await?.first()
+        && let Some(oldest) = app.store.due_deliveries(Timestamp::MAX, 1).await?.first()
     {
-        report.oldest_pending_ms = (now - oldest.next_attempt_ms).max(0);
+        report.oldest_pending_ms = now.since(oldest.next_attempt_ms).as_millis() as i64;
     }
     app.metrics.age_seconds(
         names::OLDEST_PENDING_DELIVERY_AGE_SECONDS,
@@ -690,9 +693,9 @@ mod tests {
     #[test]
     fn backoff_doubles_with_jitter_and_honours_retry_after() {
         let app = app();
-        let now = 1_000_000_000;
+        let now = Timestamp::from_ms(1_000_000_000);
         let at = |n, ra, harder| match retry_for(&app, now, n, now, ra, harder, "x") {
-            Retry::At(t) => t - now,
+            Retry::At(t) => t.as_ms() - now.as_ms(),
             other => panic!("{other:?}"),
         };
         for _ in 0..50 {
@@ -712,8 +715,8 @@ mod tests {
     #[test]
     fn a_delivery_older_than_the_maximum_age_is_dead() {
         let app = app();
-        let created = 0;
-        let now = app.config.delivery_max_age.as_millis() as i64;
+        let created = Timestamp::EPOCH;
+        let now = created.plus(app.config.delivery_max_age);
         assert!(matches!(
             retry_for(&app, created, 5, now, None, false, "HTTP 500"),
             Retry::Dead(why) if why.contains("HTTP 500")

@@ -97,16 +97,16 @@ impl ApiError {
     }
 }
 
-impl From<crate::store::StoreError> for ApiError {
-    fn from(e: crate::store::StoreError) -> Self {
+impl From<crate::ports::StoreError> for ApiError {
+    fn from(e: crate::ports::StoreError) -> Self {
         match e {
-            crate::store::StoreError::Unavailable(detail) => Self::Unavailable {
+            crate::ports::StoreError::Unavailable(detail) => Self::Unavailable {
                 status: StatusCode::SERVICE_UNAVAILABLE,
                 code: "storage_unavailable",
                 message: "The hub's storage is temporarily unavailable; please try again.".into(),
                 detail,
             },
-            crate::store::StoreError::Corrupt(detail) => {
+            crate::ports::StoreError::Corrupt(detail) => {
                 Self::Internal(anyhow::anyhow!("corrupt record: {detail}"))
             }
         }

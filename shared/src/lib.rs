@@ -3,6 +3,7 @@
 
 pub mod app;
 pub mod ashby;
+pub mod clock;
 pub mod config;
 pub mod delivery;
 pub mod domain;
@@ -10,11 +11,12 @@ pub mod error;
 pub mod handlers;
 pub mod lambda;
 pub mod metrics;
+pub mod ports;
 pub mod secrets;
 pub mod store;
 pub mod telemetry;
 pub mod transport;
-pub mod vendor;
+pub mod vendors;
 pub mod waits;
 
 pub use app::App;

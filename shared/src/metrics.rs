@@ -251,7 +251,7 @@ impl Metrics {
             Sink::Stdout => {
                 // One `println!` holds the stdout lock for the whole line, so it never
                 // interleaves with a log line written by another task.
-                println!("{}", emf_line(&sample, crate::app::now_ms()));
+                println!("{}", emf_line(&sample, crate::app::now_ms().as_ms()));
             }
             Sink::Memory(m) => {
                 if let Ok(mut m) = m.lock() {

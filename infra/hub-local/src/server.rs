@@ -13,8 +13,9 @@ use axum::response::{IntoResponse, Response};
 use hub::domain::TokenHash;
 use hub::error::ApiError;
 use hub::handlers::{Endpoint, MAX_BODY_BYTES, dispatch};
+use hub::ports::AdminStore;
 use hub::secrets::{CachedSecrets, SecretSource, SecretsManagerSource, StaticSecrets};
-use hub::store::{DynamoDbStore, MemoryStore, Store};
+use hub::store::{DynamoDbStore, MemoryStore};
 use hub::{App, Config};
 use secrecy::{ExposeSecret, SecretString};
 use tokio::sync::oneshot;
@@ -63,6 +64,8 @@ pub struct RunningHub {
     pub demo_token: Option<String>,
     pub ashby: Arc<AshbyStandIn>,
     pub app: Arc<App>,
+    /// The same store as the app's, with the operator's side (seeding, redelivery).
+    pub store: Arc<dyn AdminStore>,
     shutdown: Option<oneshot::Sender<()>>,
     task: tokio::task::JoinHandle<()>,
     retry: tokio::task::JoinHandle<()>,
@@ -109,7 +112,7 @@ pub async fn start(opts: Options) -> anyhow::Result<RunningHub> {
     // Local vendors (the sandbox, a developer's stub) listen on plain http on loopback.
     config.allow_insecure_loopback = true;
     config.table = opts.table.clone();
-    let (store, secrets): (Arc<dyn Store>, Arc<dyn SecretSource>) = match &opts.table {
+    let (store, secrets): (Arc<dyn AdminStore>, Arc<dyn SecretSource>) = match &opts.table {
         None => (Arc::new(MemoryStore::new()), Arc::new(StaticSecrets::new())),
         Some(table) => {
             let aws = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
@@ -128,8 +131,8 @@ pub async fn start(opts: Options) -> anyhow::Result<RunningHub> {
             )
         }
     };
-    let app = Arc::new(App::new(config, store, secrets)?);
-    load_registry(&app, &registry).await?;
+    let app = Arc::new(App::new(config, store.clone(), secrets)?);
+    load_registry(&app, store.as_ref(), &registry).await?;
 
     let ashby = Arc::new(AshbyStandIn::new(
         registry.tenants.iter().map(|t| t.ashby_api_key.clone()),
@@ -164,6 +167,7 @@ pub async fn start(opts: Options) -> anyhow::Result<RunningHub> {
         demo_token,
         ashby,
         app,
+        store,
         shutdown: Some(tx),
         task,
         retry,
@@ -181,9 +185,13 @@ async fn retry_loop(app: Arc<App>, interval: Duration) {
     }
 }
 
-async fn load_registry(app: &App, registry: &LocalConfig) -> anyhow::Result<()> {
+async fn load_registry(
+    app: &App,
+    store: &dyn AdminStore,
+    registry: &LocalConfig,
+) -> anyhow::Result<()> {
     for v in registry.vendor_records() {
-        app.store.put_vendor(&v).await?;
+        store.put_vendor(&v).await?;
     }
     for v in &registry.vendors {
         app.secrets
@@ -195,7 +203,7 @@ async fn load_registry(app: &App, registry: &LocalConfig) -> anyhow::Result<()> 
     }
     for t in &registry.tenants {
         let token = SecretString::from(t.trigger_token.clone());
-        app.store
+        store
             .put_tenant(&LocalConfig::tenant_record(t), &TokenHash::of(&token))
             .await?;
         app.secrets

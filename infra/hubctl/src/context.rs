@@ -3,14 +3,15 @@
 //! credentials, `AWS_ENDPOINT_URL` for an emulator) and `--table` name.
 
 use aws_sdk_secretsmanager::error::{ProvideErrorMetadata, SdkError};
+use hub::ports::{AdminStore, StoreError};
 use hub::secrets::{SecretError, SecretNames, SecretSource, SecretsManagerSource};
-use hub::store::{DynamoDbStore, Store, StoreError};
+use hub::store::DynamoDbStore;
 
 use crate::output::Failure;
 
 pub struct Ctx {
     pub table: String,
-    pub store: Box<dyn Store>,
+    pub store: Box<dyn AdminStore>,
     pub secrets: Box<dyn SecretSource>,
     pub names: SecretNames,
     /// For `DescribeSecret`: listings say whether a secret is set without reading its value.

@@ -1,6 +1,7 @@
 //! What a command hands back: a human-readable text and a JSON document, of which `main` prints
 //! exactly one on stdout. Errors are `Failure`s, printed on stderr with their exit code.
 
+use hub::clock::Timestamp;
 use std::fmt;
 
 use aws_sdk_dynamodb::primitives::{DateTime, DateTimeFormat};
@@ -72,7 +73,8 @@ pub fn table(headers: &[&str], rows: &[Vec<String>]) -> String {
 }
 
 /// A Unix-milliseconds instant as RFC 3339 UTC to the second; 0 means "not recorded".
-pub fn time(ms: i64) -> String {
+pub fn time(t: Timestamp) -> String {
+    let ms = t.as_ms();
     if ms <= 0 {
         return "unknown".into();
     }
@@ -82,11 +84,11 @@ pub fn time(ms: i64) -> String {
 }
 
 /// `time` for JSON: `null` when not recorded.
-pub fn time_json(ms: i64) -> Value {
-    if ms <= 0 {
+pub fn time_json(t: Timestamp) -> Value {
+    if t.as_ms() <= 0 {
         Value::Null
     } else {
-        Value::String(time(ms))
+        Value::String(time(t))
     }
 }
 
@@ -108,8 +110,11 @@ mod tests {
 
     #[test]
     fn instants_print_as_utc_seconds() {
-        assert_eq!(time(1_700_000_000_123), "2023-11-14T22:13:20Z");
-        assert_eq!(time(0), "unknown");
-        assert_eq!(time_json(0), Value::Null);
+        assert_eq!(
+            time(Timestamp::from_ms(1_700_000_000_123)),
+            "2023-11-14T22:13:20Z"
+        );
+        assert_eq!(time(Timestamp::EPOCH), "unknown");
+        assert_eq!(time_json(Timestamp::EPOCH), Value::Null);
     }
 }

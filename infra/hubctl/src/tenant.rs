@@ -6,7 +6,7 @@ use std::io::{IsTerminal, Read};
 
 use clap::{Args, Subcommand};
 use hub::domain::{PackageRef, Tenant, TenantId, TokenHash, generate_trigger_token};
-use hub::store::{MAX_TENANT_TOKENS, RegistryOutcome, TenantToken};
+use hub::ports::{MAX_TENANT_TOKENS, RegistryOutcome, TenantToken};
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::{Value, json};
 use url::Url;
@@ -254,7 +254,10 @@ async fn list(ctx: &Ctx, show_token_hashes: bool) -> Result<Report, Failure> {
             status(t).into(),
             e.tokens.len().to_string(),
             key.as_ref().map_or("missing".into(), |k| {
-                format!("set {}", time(k.last_changed_ms))
+                format!(
+                    "set {}",
+                    time(hub::clock::Timestamp::from_ms(k.last_changed_ms))
+                )
             }),
             t.packages
                 .iter()
@@ -592,7 +595,7 @@ fn tenant_json(
     if let Some(key) = key {
         doc["ashby_api_key"] = json!({
             "set": key.is_some(),
-            "last_changed": key.map_or(Value::Null, |k| time_json(k.last_changed_ms)),
+            "last_changed": key.map_or(Value::Null, |k| time_json(hub::clock::Timestamp::from_ms(k.last_changed_ms))),
         });
     }
     doc

@@ -4,8 +4,8 @@
 
 use clap::{Args, Subcommand};
 use hub::domain::{Package, PackageId, PackageRef, Vendor, VendorId, generate_signing_secret};
-use hub::store::RegistryOutcome;
-use hub::vendor::url_policy::{LoopbackHttp, check_order_url};
+use hub::ports::RegistryOutcome;
+use hub::vendors::url_policy::{LoopbackHttp, check_order_url};
 use secrecy::ExposeSecret;
 use serde_json::{Value, json};
 use url::Url;
@@ -233,7 +233,10 @@ async fn list(ctx: &Ctx) -> Result<Report, Failure> {
             v.name.clone(),
             v.order_url.to_string(),
             secret.as_ref().map_or("missing".into(), |s| {
-                format!("set {}", time(s.last_changed_ms))
+                format!(
+                    "set {}",
+                    time(hub::clock::Timestamp::from_ms(s.last_changed_ms))
+                )
             }),
         ]);
         for p in &v.packages {
@@ -344,7 +347,7 @@ fn vendor_json(v: &Vendor, secret: Option<Option<&SecretInfo>>) -> Value {
     if let Some(secret) = secret {
         doc["signing_secret"] = json!({
             "set": secret.is_some(),
-            "last_changed": secret.map_or(Value::Null, |s| time_json(s.last_changed_ms)),
+            "last_changed": secret.map_or(Value::Null, |s| time_json(hub::clock::Timestamp::from_ms(s.last_changed_ms))),
         });
     }
     doc

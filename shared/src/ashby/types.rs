@@ -3,6 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::clock::Timestamp;
 use crate::domain::{AssessmentId, AssessmentTypeId};
 
 /// `POST /assessment.start`, as Ashby sends it. Unknown fields are ignored (Ashby may add some).
@@ -166,7 +167,7 @@ pub const RESERVED_IDS: [&str; 4] = [STATUS_ID, RESULT_ID, REPORT_URL_ID, CANCEL
 pub struct UpdateRequest {
     pub assessment_id: AssessmentId,
     /// Milliseconds since the Unix epoch.
-    pub timestamp: i64,
+    pub timestamp: Timestamp,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub assessment_status: Option<DataField>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -180,7 +181,7 @@ pub struct UpdateRequest {
 }
 
 impl UpdateRequest {
-    fn empty(assessment_id: AssessmentId, timestamp: i64) -> Self {
+    fn empty(assessment_id: AssessmentId, timestamp: Timestamp) -> Self {
         Self {
             assessment_id,
             timestamp,
@@ -193,7 +194,7 @@ impl UpdateRequest {
     }
 
     /// A status-only update (`Started`, or the vendor's in-progress wording).
-    pub fn status(assessment_id: AssessmentId, timestamp: i64, label: &str) -> Self {
+    pub fn status(assessment_id: AssessmentId, timestamp: Timestamp, label: &str) -> Self {
         Self {
             assessment_status: Some(DataField::text(STATUS_ID, "Status", label)),
             ..Self::empty(assessment_id, timestamp)
@@ -203,7 +204,7 @@ impl UpdateRequest {
     /// The update that marks an assessment complete in Ashby.
     pub fn completed(
         assessment_id: AssessmentId,
-        timestamp: i64,
+        timestamp: Timestamp,
         status_label: &str,
         result: DataField,
         report_url: &str,
@@ -221,7 +222,7 @@ impl UpdateRequest {
     /// The update that marks an assessment cancelled in Ashby (by the vendor, or it failed/expired).
     pub fn cancelled(
         assessment_id: AssessmentId,
-        timestamp: i64,
+        timestamp: Timestamp,
         label: &str,
         reason: &str,
         metadata: Vec<DataField>,

@@ -6,6 +6,8 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 use url::Url;
 
+use crate::clock::Timestamp;
+
 use super::{AssessmentId, AssessmentTypeId, PackageId, PackageRef, Status, TenantId, VendorId};
 
 /// One Ashby customer account.
@@ -60,10 +62,10 @@ pub struct Assessment {
     pub vendor_reference: Option<String>,
     /// The vendor's explanation when it refused the order.
     pub rejection_message: Option<String>,
-    pub created_at_ms: i64,
-    pub updated_at_ms: i64,
+    pub created_at_ms: Timestamp,
+    pub updated_at_ms: Timestamp,
     /// `timestamp` of the last update queued for Ashby; the next one is strictly greater.
-    pub last_update_ms: i64,
+    pub last_update_ms: Timestamp,
     /// Sequence number of the last delivery queued for this assessment (0 = none).
     pub update_seq: u64,
     /// Optimistic-concurrency version, bumped by every write.
@@ -167,10 +169,10 @@ pub struct Delivery {
     pub body: String,
     pub state: DeliveryState,
     pub attempts: u32,
-    pub created_ms: i64,
-    pub next_attempt_ms: i64,
+    pub created_ms: Timestamp,
+    pub next_attempt_ms: Timestamp,
     /// Until when one request holds the right to send it (0 = nobody).
-    pub lease_until_ms: i64,
+    pub lease_until_ms: Timestamp,
     /// Why the last attempt failed (no PII, no key).
     pub last_error: Option<String>,
 }
@@ -199,8 +201,8 @@ pub struct NewDelivery {
     pub body: String,
     /// When it may first be tried; a lease until then is held by the writer when
     /// `leased_until_ms > 0` (it means to try at once itself).
-    pub next_attempt_ms: i64,
-    pub leased_until_ms: i64,
+    pub next_attempt_ms: Timestamp,
+    pub leased_until_ms: Timestamp,
     /// Unix seconds after which the store may delete it once settled (PII retention for orders).
     pub expires_at_s: Option<i64>,
 }

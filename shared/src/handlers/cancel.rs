@@ -11,8 +11,8 @@ use crate::ashby::{CancelRequest, StartResponse, StartResults};
 use crate::delivery::{Announce, Party, flush};
 use crate::domain::{AssessmentId, CancelEffect, DeliveryKind, NewDelivery, Status, on_cancel};
 use crate::error::{ApiError, json_response};
-use crate::store::{Change, ChangeOutcome, ChangeWrite, StoreError};
-use crate::vendor::CancelOrder;
+use crate::ports::{Change, ChangeOutcome, ChangeWrite, StoreError};
+use crate::vendors::CancelOrder;
 
 /// Attempts at recording a cancel when concurrent writers keep changing the assessment.
 const MAX_CONFLICTS: usize = 8;
@@ -58,7 +58,7 @@ pub async fn handle(app: &App, req: &Request) -> Result<Response<Body>, ApiError
                     kind: DeliveryKind::VendorCancel,
                     body: cancel_body.clone(),
                     next_attempt_ms: now,
-                    leased_until_ms: 0,
+                    leased_until_ms: crate::clock::Timestamp::EPOCH,
                     expires_at_s: None,
                 }],
                 update_ms: None,

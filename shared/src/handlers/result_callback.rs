@@ -15,9 +15,9 @@ use crate::delivery::{Announce, Party, ashby_delivery, flush};
 use crate::domain::{Assessment, CallbackEffect, IN_PROGRESS_LABEL, Status, VendorId, on_callback};
 use crate::error::{ApiError, json_response};
 use crate::metrics::{dimensions, names};
+use crate::ports::{Change, ChangeOutcome, ChangeWrite, StoreError, WebhookMarker};
 use crate::secrets::SecretError;
-use crate::store::{Change, ChangeOutcome, ChangeWrite, StoreError, WebhookMarker};
-use crate::vendor::{Callback, CallbackError, parse_callback, verify_signature};
+use crate::vendors::{Callback, CallbackError, parse_callback, verify_signature};
 
 /// Attempts at applying a callback when concurrent writers keep changing the assessment.
 const MAX_CONFLICTS: usize = 8;
@@ -93,7 +93,7 @@ async fn receive(app: &App, req: &Request) -> Result<Response<Body>, ApiError> {
     let marker = WebhookMarker {
         vendor_id: vendor.id.clone(),
         webhook_id: verified.webhook_id.clone(),
-        expires_at_s: now_ms() / 1000 + app.config.webhook_retention.as_secs() as i64,
+        expires_at_s: now_ms().plus(app.config.webhook_retention).as_secs(),
     };
     let mut outcome = None;
     for _ in 0..MAX_CONFLICTS {
@@ -171,7 +171,7 @@ fn change_for(a: &Assessment, cb: &Callback) -> Result<Option<Change>, ApiError>
     };
     let now = now_ms();
     // Strictly increasing per assessment, so Ashby can order updates by `timestamp`.
-    let ts = now.max(a.last_update_ms + 1);
+    let ts = now.max(a.last_update_ms.next());
     let label = cb.status_label.clone();
     let (update, stored_label) = match status {
         Status::InProgress => {

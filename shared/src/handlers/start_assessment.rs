@@ -23,8 +23,8 @@ use crate::domain::{
 };
 use crate::error::{ApiError, json_response};
 use crate::metrics::names;
-use crate::store::{CreateOutcome, NewAssessment, Retry, StartKey};
-use crate::vendor::{ORDER_TYPE, OrderJob, OrderRequest};
+use crate::ports::{CreateOutcome, NewAssessment, Retry, StartKey};
+use crate::vendors::{ORDER_TYPE, OrderJob, OrderRequest};
 
 /// The status Ashby is told when an order is placed; "Started" makes Ashby record the start time.
 pub const STARTED_LABEL: &str = "Started";
@@ -35,7 +35,7 @@ pub const QUEUED_LABEL: &str = "Queued: the provider is not reachable yet; the h
 const MAX_FIELD: usize = 2048;
 
 /// How long a repeated start waits for a concurrent one to finish ordering.
-const MAX_RESUME_WAIT_MS: i64 = 8_000;
+const MAX_RESUME_WAIT: Duration = Duration::from_secs(8);
 
 pub async fn handle(app: &App, req: &Request) -> Result<Response<Body>, ApiError> {
     let tenant = super::authenticate(app, req).await?;
@@ -67,7 +67,7 @@ pub async fn handle(app: &App, req: &Request) -> Result<Response<Body>, ApiError
     let now = now_ms();
     let id = AssessmentId::new();
     let order_body = order_for(id)?;
-    let leased_until = now + lease(app).as_millis() as i64;
+    let leased_until = now.plus(lease(app));
     let new = NewAssessment {
         assessment: Assessment {
             id,
@@ -96,7 +96,7 @@ pub async fn handle(app: &App, req: &Request) -> Result<Response<Body>, ApiError
             body: order_body.clone(),
             next_attempt_ms: now,
             leased_until_ms: leased_until,
-            expires_at_s: Some(now / 1000 + app.config.pii_retention.as_secs() as i64),
+            expires_at_s: Some(now.plus(app.config.pii_retention).as_secs()),
         },
     };
     match app.store.create_assessment(&new).await? {
@@ -239,7 +239,7 @@ async fn resume(
     mut existing: Assessment,
 ) -> Result<Response<Body>, ApiError> {
     // Bounded so that waiting plus ordering stays well inside API Gateway's 30 s limit.
-    let deadline = now_ms() + MAX_RESUME_WAIT_MS;
+    let deadline = now_ms().plus(MAX_RESUME_WAIT);
     loop {
         if existing.status != Status::Ordering {
             return answer(&existing);
@@ -255,7 +255,7 @@ async fn resume(
         };
         let now = now_ms();
         if order.lease_until_ms <= now {
-            let until = now + lease(app).as_millis() as i64;
+            let until = now.plus(lease(app));
             if app
                 .store
                 .claim_delivery(existing.id, order.seq, now, until)

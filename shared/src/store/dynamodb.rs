@@ -25,7 +25,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::str::FromStr;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
@@ -42,13 +42,15 @@ use aws_sdk_dynamodb::types::{
 use sha2::{Digest, Sha256};
 use url::Url;
 
-use super::{
-    Change, ChangeOutcome, ChangeWrite, CreateOutcome, DueRef, MAX_TENANT_TOKENS, NewAssessment,
-    RegistryOutcome, Retry, StartKey, Store, StoreError, StoreResult, TenantEntry, TenantToken,
-};
+use crate::clock::Timestamp;
 use crate::domain::{
     Assessment, AssessmentId, AssessmentTypeId, Delivery, DeliveryKind, DeliveryState, NewDelivery,
     Package, PackageId, PackageRef, Status, Tenant, TenantId, TokenHash, Vendor, VendorId,
+};
+use crate::ports::{
+    Assessments, Change, ChangeOutcome, ChangeWrite, CreateOutcome, DeliveryQueue, DueRef,
+    MAX_TENANT_TOKENS, NewAssessment, QueueAdmin, Registry, RegistryAdmin, RegistryOutcome, Retry,
+    StartKey, StoreError, StoreResult, TenantEntry, TenantToken,
 };
 
 type Item = HashMap<String, AttributeValue>;
@@ -650,14 +652,307 @@ fn new_rev() -> AttributeValue {
 }
 
 /// The store's clock, for when a token was added.
-fn clock_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+fn clock_ms() -> Timestamp {
+    crate::clock::Clock::now(&crate::clock::SystemClock)
 }
 
 #[async_trait]
-impl Store for DynamoDbStore {
+impl Registry for DynamoDbStore {
+    async fn tenant_by_token(&self, token: &TokenHash) -> StoreResult<Option<Tenant>> {
+        let Some(id) = self.token_owner(token).await? else {
+            return Ok(None);
+        };
+        let Some(state) = self.tenant_state("tenant_by_token", &id).await? else {
+            return Ok(None);
+        };
+        // The token item alone is not enough: the tenant must list the hash too, so that a token
+        // item left behind by hand finds nothing. Every listed hash is compared, in constant
+        // time, so that the timing does not tell which one matched.
+        let listed = state
+            .tokens
+            .iter()
+            .fold(false, |found, t| t.hash.ct_eq(token) | found);
+        Ok((listed && !state.tenant.disabled).then_some(state.tenant))
+    }
+
+    async fn tenant(&self, id: &TenantId) -> StoreResult<Option<Tenant>> {
+        self.get("tenant", tenant_key(id))
+            .await?
+            .map(|item| decode_tenant(id.clone(), &item))
+            .transpose()
+    }
+
+    async fn vendor(&self, id: &VendorId) -> StoreResult<Option<Vendor>> {
+        self.get("vendor", vendor_key(id))
+            .await?
+            .map(|item| decode_vendor(id.clone(), &item))
+            .transpose()
+    }
+}
+
+#[async_trait]
+impl Assessments for DynamoDbStore {
+    async fn create_assessment(&self, new: &NewAssessment) -> StoreResult<CreateOutcome> {
+        let id = new.assessment.id;
+        // The order is the assessment's first delivery.
+        let mut assessment = new.assessment.clone();
+        assessment.update_seq += 1;
+        let order = delivery_item(
+            id,
+            assessment.update_seq,
+            &new.order,
+            assessment.created_at_ms,
+        );
+        // `None`: the start key must not exist yet. `Some(old)`: take over a start key that
+        // pointed at `old`, a finished assessment, only if it still points there.
+        let mut take_over: Option<AssessmentId> = None;
+        for attempt in 0..MAX_ATTEMPTS {
+            let (condition, values) = match take_over {
+                None => ("attribute_not_exists(#pk)", vec![]),
+                Some(old) => (
+                    "#assessment_id = :old",
+                    vec![val(":old", s(old.to_string()))],
+                ),
+            };
+            let start = item(
+                start_key(&new.start_key),
+                [("assessment_id", s(id.to_string()))],
+            );
+            let ops = vec![
+                self.put_op(start, Some(condition), values)?,
+                self.put_op(
+                    assessment_item(&assessment),
+                    Some("attribute_not_exists(#pk)"),
+                    vec![],
+                )?,
+                self.put_op(order.clone(), Some("attribute_not_exists(#pk)"), vec![])?,
+            ];
+            match self.transact("create_assessment", ops).await? {
+                Tx::Committed => return Ok(CreateOutcome::Created),
+                Tx::Contended => backoff(attempt).await,
+                Tx::ConditionFailed(f) if failed_at(&f, 0) => {
+                    let Some(owner) = self.start_key_owner(&new.start_key).await? else {
+                        take_over = None;
+                        continue;
+                    };
+                    match self.assessment(owner).await? {
+                        Some(a) if !a.status.is_terminal() => {
+                            return Ok(CreateOutcome::Existing(Box::new(a)));
+                        }
+                        // Terminal is final, so the owner cannot come back to life between this
+                        // read and the conditional take-over. (A missing owner cannot happen,
+                        // both are written together, but would be taken over the same way.)
+                        _ => take_over = Some(owner),
+                    }
+                }
+                Tx::ConditionFailed(_) => {
+                    return Err(StoreError::Unavailable(
+                        "create_assessment: assessment id already in use".into(),
+                    ));
+                }
+            }
+        }
+        Err(contended("create_assessment"))
+    }
+
+    async fn assessment(&self, id: AssessmentId) -> StoreResult<Option<Assessment>> {
+        self.get("assessment", assessment_key(id))
+            .await?
+            .map(|item| decode_assessment(&item))
+            .transpose()
+    }
+
+    async fn apply(&self, w: &ChangeWrite) -> StoreResult<ChangeOutcome> {
+        let id = w.assessment_id;
+        for attempt in 0..MAX_ATTEMPTS {
+            let mut ops = Vec::new();
+            // The items whose failed condition means `Conflict`; the marker is always item 0.
+            let mut guards = Vec::new();
+            if let Some(m) = &w.marker {
+                let marker = item(
+                    webhook_key(&m.vendor_id, &m.webhook_id),
+                    [("expires_at", n(m.expires_at_s))],
+                );
+                ops.push(self.put_op(marker, Some("attribute_not_exists(#pk)"), vec![])?);
+            }
+            if let Some(c) = &w.change {
+                // No read here: the caller read the assessment to decide on the change. The
+                // condition below holds the write to that snapshot (version and `update_seq`),
+                // so the new deliveries take exactly the next sequence numbers.
+                if w.settle.is_some_and(|seq| seq > c.expected_update_seq) {
+                    // No such delivery; its key could even be one of the new deliveries'.
+                    return self.conflict_unless_duplicate(w).await;
+                }
+                let last_seq = c.expected_update_seq + c.deliveries.len() as u64;
+                let (update, values) = change_update(c, last_seq);
+                guards.push(ops.len());
+                ops.push(self.update_op(
+                    assessment_key(id),
+                    &update,
+                    "attribute_exists(#pk) AND #version = :expected AND #update_seq = :expected_seq",
+                    values,
+                )?);
+                for (seq, d) in (c.expected_update_seq + 1..).zip(&c.deliveries) {
+                    let delivery = delivery_item(id, seq, d, c.now_ms);
+                    ops.push(self.put_op(delivery, Some("attribute_not_exists(#pk)"), vec![])?);
+                }
+            }
+            if let Some(seq) = w.settle {
+                guards.push(ops.len());
+                ops.push(self.update_op(
+                    delivery_key(id, seq),
+                    "SET #state = :delivered, #lease_until_ms = :zero REMOVE #gsi1pk, #gsi1sk",
+                    "attribute_exists(#pk) AND #state <> :delivered",
+                    vec![
+                        val(":delivered", state_name(&DeliveryState::Delivered)),
+                        val(":zero", n(0)),
+                    ],
+                )?);
+            }
+            if ops.is_empty() {
+                return Ok(ChangeOutcome::Applied);
+            }
+            match self.transact("apply", ops).await? {
+                Tx::Committed => return Ok(ChangeOutcome::Applied),
+                Tx::Contended => backoff(attempt).await,
+                Tx::ConditionFailed(f) if w.marker.is_some() && failed_at(&f, 0) => {
+                    return Ok(ChangeOutcome::Duplicate);
+                }
+                Tx::ConditionFailed(f) if guards.iter().any(|&i| failed_at(&f, i)) => {
+                    return Ok(ChangeOutcome::Conflict);
+                }
+                Tx::ConditionFailed(_) => {
+                    // The version matched yet a next sequence number was taken: the deliveries
+                    // and the assessment disagree.
+                    return Err(StoreError::Corrupt(
+                        "delivery already exists for the next update_seq".into(),
+                    ));
+                }
+            }
+        }
+        Err(contended("apply"))
+    }
+}
+
+#[async_trait]
+impl DeliveryQueue for DynamoDbStore {
+    async fn open_deliveries(&self, id: AssessmentId) -> StoreResult<Vec<Delivery>> {
+        self.deliveries_of("open_deliveries", id, false).await
+    }
+
+    async fn claim_delivery(
+        &self,
+        id: AssessmentId,
+        seq: u64,
+        now_ms: Timestamp,
+        until_ms: Timestamp,
+    ) -> StoreResult<bool> {
+        self.update(
+            "claim_delivery",
+            delivery_key(id, seq),
+            "SET #lease_until_ms = :until, #attempts = #attempts + :one",
+            "attribute_exists(#pk) AND #state = :pending AND #lease_until_ms <= :now",
+            vec![
+                val(":until", n(until_ms)),
+                val(":now", n(now_ms)),
+                val(":one", n(1)),
+                val(":pending", state_name(&DeliveryState::Pending)),
+            ],
+        )
+        .await
+    }
+
+    async fn delivery_succeeded(&self, id: AssessmentId, seq: u64) -> StoreResult<()> {
+        self.update(
+            "delivery_succeeded",
+            delivery_key(id, seq),
+            "SET #state = :delivered, #lease_until_ms = :zero \
+             REMOVE #last_error, #gsi1pk, #gsi1sk",
+            "attribute_exists(#pk)",
+            vec![
+                val(":delivered", state_name(&DeliveryState::Delivered)),
+                val(":zero", n(0)),
+            ],
+        )
+        .await?;
+        Ok(())
+    }
+
+    async fn delivery_failed(
+        &self,
+        id: AssessmentId,
+        seq: u64,
+        error: &str,
+        retry: &Retry,
+    ) -> StoreResult<()> {
+        let mut values = vec![
+            val(":pending", state_name(&DeliveryState::Pending)),
+            val(":zero", n(0)),
+            val(":error", s(error)),
+        ];
+        let update = match retry {
+            Retry::At(at) => {
+                values.extend([
+                    val(":at", n(*at)),
+                    val(":due", s(DUE)),
+                    val(":index_sk", s(index_sk(*at, id, seq))),
+                ]);
+                "SET #lease_until_ms = :zero, #last_error = :error, #next_attempt_ms = :at, \
+                 #gsi1pk = :due, #gsi1sk = :index_sk"
+            }
+            Retry::Park(why) | Retry::Dead(why) => {
+                // Stuck deliveries are listed by creation time, which only the item knows (and
+                // never changes).
+                let Some(item) = self.get("delivery_failed", delivery_key(id, seq)).await? else {
+                    return Ok(());
+                };
+                let created_ms: Timestamp = Fields::new("delivery", &item).n("created_ms")?;
+                let state = match retry {
+                    Retry::Park(_) => DeliveryState::Parked(why.clone()),
+                    _ => DeliveryState::Dead(why.clone()),
+                };
+                values.extend([
+                    val(":stopped", state_name(&state)),
+                    val(":reason", s(why)),
+                    val(":stuck", s(STUCK)),
+                    val(":index_sk", s(index_sk(created_ms, id, seq))),
+                ]);
+                "SET #lease_until_ms = :zero, #last_error = :error, #state = :stopped, \
+                 #reason = :reason, #gsi1pk = :stuck, #gsi1sk = :index_sk"
+            }
+        };
+        // Only a pending delivery: one settled meanwhile (by a vendor's answer) stays settled.
+        self.update(
+            "delivery_failed",
+            delivery_key(id, seq),
+            update,
+            "attribute_exists(#pk) AND #state = :pending",
+            values,
+        )
+        .await?;
+        Ok(())
+    }
+
+    async fn due_deliveries(&self, now_ms: Timestamp, limit: usize) -> StoreResult<Vec<DueRef>> {
+        // `~` sorts after every character of a uuid, so this bound takes in all of `now_ms`.
+        let upto = format!("{:020}#~", now_ms.as_ms().max(0));
+        self.index("due_deliveries", DUE, Some(upto), limit)
+            .await?
+            .iter()
+            .map(|entry| {
+                let (next_attempt_ms, assessment_id, seq) = decode_index_sk(entry)?;
+                Ok(DueRef {
+                    assessment_id,
+                    seq,
+                    next_attempt_ms: Timestamp::from_ms(next_attempt_ms),
+                })
+            })
+            .collect()
+    }
+}
+
+#[async_trait]
+impl RegistryAdmin for DynamoDbStore {
     async fn put_tenant(&self, tenant: &Tenant, token: &TokenHash) -> StoreResult<()> {
         // Every write is conditional on what was read: of two concurrent replacements, the loser
         // re-reads and deletes the winner's token item instead of leaving it behind.
@@ -689,30 +984,6 @@ impl Store for DynamoDbStore {
             backoff(attempt).await;
         }
         Err(contended("create_tenant"))
-    }
-
-    async fn tenant_by_token(&self, token: &TokenHash) -> StoreResult<Option<Tenant>> {
-        let Some(id) = self.token_owner(token).await? else {
-            return Ok(None);
-        };
-        let Some(state) = self.tenant_state("tenant_by_token", &id).await? else {
-            return Ok(None);
-        };
-        // The token item alone is not enough: the tenant must list the hash too, so that a token
-        // item left behind by hand finds nothing. Every listed hash is compared, in constant
-        // time, so that the timing does not tell which one matched.
-        let listed = state
-            .tokens
-            .iter()
-            .fold(false, |found, t| t.hash.ct_eq(token) | found);
-        Ok((listed && !state.tenant.disabled).then_some(state.tenant))
-    }
-
-    async fn tenant(&self, id: &TenantId) -> StoreResult<Option<Tenant>> {
-        self.get("tenant", tenant_key(id))
-            .await?
-            .map(|item| decode_tenant(id.clone(), &item))
-            .transpose()
     }
 
     async fn update_tenant(
@@ -883,13 +1154,6 @@ impl Store for DynamoDbStore {
         }
     }
 
-    async fn vendor(&self, id: &VendorId) -> StoreResult<Option<Vendor>> {
-        self.get("vendor", vendor_key(id))
-            .await?
-            .map(|item| decode_vendor(id.clone(), &item))
-            .transpose()
-    }
-
     async fn update_vendor(
         &self,
         id: &VendorId,
@@ -942,264 +1206,12 @@ impl Store for DynamoDbStore {
         vendors.sort_by(|a, b| a.id.cmp(&b.id));
         Ok(vendors)
     }
+}
 
-    async fn create_assessment(&self, new: &NewAssessment) -> StoreResult<CreateOutcome> {
-        let id = new.assessment.id;
-        // The order is the assessment's first delivery.
-        let mut assessment = new.assessment.clone();
-        assessment.update_seq += 1;
-        let order = delivery_item(
-            id,
-            assessment.update_seq,
-            &new.order,
-            assessment.created_at_ms,
-        );
-        // `None`: the start key must not exist yet. `Some(old)`: take over a start key that
-        // pointed at `old`, a finished assessment, only if it still points there.
-        let mut take_over: Option<AssessmentId> = None;
-        for attempt in 0..MAX_ATTEMPTS {
-            let (condition, values) = match take_over {
-                None => ("attribute_not_exists(#pk)", vec![]),
-                Some(old) => (
-                    "#assessment_id = :old",
-                    vec![val(":old", s(old.to_string()))],
-                ),
-            };
-            let start = item(
-                start_key(&new.start_key),
-                [("assessment_id", s(id.to_string()))],
-            );
-            let ops = vec![
-                self.put_op(start, Some(condition), values)?,
-                self.put_op(
-                    assessment_item(&assessment),
-                    Some("attribute_not_exists(#pk)"),
-                    vec![],
-                )?,
-                self.put_op(order.clone(), Some("attribute_not_exists(#pk)"), vec![])?,
-            ];
-            match self.transact("create_assessment", ops).await? {
-                Tx::Committed => return Ok(CreateOutcome::Created),
-                Tx::Contended => backoff(attempt).await,
-                Tx::ConditionFailed(f) if failed_at(&f, 0) => {
-                    let Some(owner) = self.start_key_owner(&new.start_key).await? else {
-                        take_over = None;
-                        continue;
-                    };
-                    match self.assessment(owner).await? {
-                        Some(a) if !a.status.is_terminal() => {
-                            return Ok(CreateOutcome::Existing(Box::new(a)));
-                        }
-                        // Terminal is final, so the owner cannot come back to life between this
-                        // read and the conditional take-over. (A missing owner cannot happen,
-                        // both are written together, but would be taken over the same way.)
-                        _ => take_over = Some(owner),
-                    }
-                }
-                Tx::ConditionFailed(_) => {
-                    return Err(StoreError::Unavailable(
-                        "create_assessment: assessment id already in use".into(),
-                    ));
-                }
-            }
-        }
-        Err(contended("create_assessment"))
-    }
-
-    async fn assessment(&self, id: AssessmentId) -> StoreResult<Option<Assessment>> {
-        self.get("assessment", assessment_key(id))
-            .await?
-            .map(|item| decode_assessment(&item))
-            .transpose()
-    }
-
-    async fn apply(&self, w: &ChangeWrite) -> StoreResult<ChangeOutcome> {
-        let id = w.assessment_id;
-        for attempt in 0..MAX_ATTEMPTS {
-            let mut ops = Vec::new();
-            // The items whose failed condition means `Conflict`; the marker is always item 0.
-            let mut guards = Vec::new();
-            if let Some(m) = &w.marker {
-                let marker = item(
-                    webhook_key(&m.vendor_id, &m.webhook_id),
-                    [("expires_at", n(m.expires_at_s))],
-                );
-                ops.push(self.put_op(marker, Some("attribute_not_exists(#pk)"), vec![])?);
-            }
-            if let Some(c) = &w.change {
-                // No read here: the caller read the assessment to decide on the change. The
-                // condition below holds the write to that snapshot (version and `update_seq`),
-                // so the new deliveries take exactly the next sequence numbers.
-                if w.settle.is_some_and(|seq| seq > c.expected_update_seq) {
-                    // No such delivery; its key could even be one of the new deliveries'.
-                    return self.conflict_unless_duplicate(w).await;
-                }
-                let last_seq = c.expected_update_seq + c.deliveries.len() as u64;
-                let (update, values) = change_update(c, last_seq);
-                guards.push(ops.len());
-                ops.push(self.update_op(
-                    assessment_key(id),
-                    &update,
-                    "attribute_exists(#pk) AND #version = :expected AND #update_seq = :expected_seq",
-                    values,
-                )?);
-                for (seq, d) in (c.expected_update_seq + 1..).zip(&c.deliveries) {
-                    let delivery = delivery_item(id, seq, d, c.now_ms);
-                    ops.push(self.put_op(delivery, Some("attribute_not_exists(#pk)"), vec![])?);
-                }
-            }
-            if let Some(seq) = w.settle {
-                guards.push(ops.len());
-                ops.push(self.update_op(
-                    delivery_key(id, seq),
-                    "SET #state = :delivered, #lease_until_ms = :zero REMOVE #gsi1pk, #gsi1sk",
-                    "attribute_exists(#pk) AND #state <> :delivered",
-                    vec![
-                        val(":delivered", state_name(&DeliveryState::Delivered)),
-                        val(":zero", n(0)),
-                    ],
-                )?);
-            }
-            if ops.is_empty() {
-                return Ok(ChangeOutcome::Applied);
-            }
-            match self.transact("apply", ops).await? {
-                Tx::Committed => return Ok(ChangeOutcome::Applied),
-                Tx::Contended => backoff(attempt).await,
-                Tx::ConditionFailed(f) if w.marker.is_some() && failed_at(&f, 0) => {
-                    return Ok(ChangeOutcome::Duplicate);
-                }
-                Tx::ConditionFailed(f) if guards.iter().any(|&i| failed_at(&f, i)) => {
-                    return Ok(ChangeOutcome::Conflict);
-                }
-                Tx::ConditionFailed(_) => {
-                    // The version matched yet a next sequence number was taken: the deliveries
-                    // and the assessment disagree.
-                    return Err(StoreError::Corrupt(
-                        "delivery already exists for the next update_seq".into(),
-                    ));
-                }
-            }
-        }
-        Err(contended("apply"))
-    }
-
-    async fn open_deliveries(&self, id: AssessmentId) -> StoreResult<Vec<Delivery>> {
-        self.deliveries_of("open_deliveries", id, false).await
-    }
-
+#[async_trait]
+impl QueueAdmin for DynamoDbStore {
     async fn deliveries(&self, id: AssessmentId) -> StoreResult<Vec<Delivery>> {
         self.deliveries_of("deliveries", id, true).await
-    }
-
-    async fn claim_delivery(
-        &self,
-        id: AssessmentId,
-        seq: u64,
-        now_ms: i64,
-        until_ms: i64,
-    ) -> StoreResult<bool> {
-        self.update(
-            "claim_delivery",
-            delivery_key(id, seq),
-            "SET #lease_until_ms = :until, #attempts = #attempts + :one",
-            "attribute_exists(#pk) AND #state = :pending AND #lease_until_ms <= :now",
-            vec![
-                val(":until", n(until_ms)),
-                val(":now", n(now_ms)),
-                val(":one", n(1)),
-                val(":pending", state_name(&DeliveryState::Pending)),
-            ],
-        )
-        .await
-    }
-
-    async fn delivery_succeeded(&self, id: AssessmentId, seq: u64) -> StoreResult<()> {
-        self.update(
-            "delivery_succeeded",
-            delivery_key(id, seq),
-            "SET #state = :delivered, #lease_until_ms = :zero \
-             REMOVE #last_error, #gsi1pk, #gsi1sk",
-            "attribute_exists(#pk)",
-            vec![
-                val(":delivered", state_name(&DeliveryState::Delivered)),
-                val(":zero", n(0)),
-            ],
-        )
-        .await?;
-        Ok(())
-    }
-
-    async fn delivery_failed(
-        &self,
-        id: AssessmentId,
-        seq: u64,
-        error: &str,
-        retry: &Retry,
-    ) -> StoreResult<()> {
-        let mut values = vec![
-            val(":pending", state_name(&DeliveryState::Pending)),
-            val(":zero", n(0)),
-            val(":error", s(error)),
-        ];
-        let update = match retry {
-            Retry::At(at) => {
-                values.extend([
-                    val(":at", n(*at)),
-                    val(":due", s(DUE)),
-                    val(":index_sk", s(index_sk(*at, id, seq))),
-                ]);
-                "SET #lease_until_ms = :zero, #last_error = :error, #next_attempt_ms = :at, \
-                 #gsi1pk = :due, #gsi1sk = :index_sk"
-            }
-            Retry::Park(why) | Retry::Dead(why) => {
-                // Stuck deliveries are listed by creation time, which only the item knows (and
-                // never changes).
-                let Some(item) = self.get("delivery_failed", delivery_key(id, seq)).await? else {
-                    return Ok(());
-                };
-                let created_ms: i64 = Fields::new("delivery", &item).n("created_ms")?;
-                let state = match retry {
-                    Retry::Park(_) => DeliveryState::Parked(why.clone()),
-                    _ => DeliveryState::Dead(why.clone()),
-                };
-                values.extend([
-                    val(":stopped", state_name(&state)),
-                    val(":reason", s(why)),
-                    val(":stuck", s(STUCK)),
-                    val(":index_sk", s(index_sk(created_ms, id, seq))),
-                ]);
-                "SET #lease_until_ms = :zero, #last_error = :error, #state = :stopped, \
-                 #reason = :reason, #gsi1pk = :stuck, #gsi1sk = :index_sk"
-            }
-        };
-        // Only a pending delivery: one settled meanwhile (by a vendor's answer) stays settled.
-        self.update(
-            "delivery_failed",
-            delivery_key(id, seq),
-            update,
-            "attribute_exists(#pk) AND #state = :pending",
-            values,
-        )
-        .await?;
-        Ok(())
-    }
-
-    async fn due_deliveries(&self, now_ms: i64, limit: usize) -> StoreResult<Vec<DueRef>> {
-        // `~` sorts after every character of a uuid, so this bound takes in all of `now_ms`.
-        let upto = format!("{:020}#~", now_ms.max(0));
-        self.index("due_deliveries", DUE, Some(upto), limit)
-            .await?
-            .iter()
-            .map(|entry| {
-                let (next_attempt_ms, assessment_id, seq) = decode_index_sk(entry)?;
-                Ok(DueRef {
-                    assessment_id,
-                    seq,
-                    next_attempt_ms,
-                })
-            })
-            .collect()
     }
 
     async fn stuck_deliveries(&self, limit: usize) -> StoreResult<Vec<Delivery>> {
@@ -1218,7 +1230,7 @@ impl Store for DynamoDbStore {
         Ok(stuck)
     }
 
-    async fn redeliver(&self, id: AssessmentId, seq: u64, now_ms: i64) -> StoreResult<bool> {
+    async fn redeliver(&self, id: AssessmentId, seq: u64, now_ms: Timestamp) -> StoreResult<bool> {
         self.update(
             "redeliver",
             delivery_key(id, seq),
@@ -1315,8 +1327,8 @@ fn delivery_key(id: AssessmentId, seq: u64) -> Item {
 /// A delivery's sort key in the `due` index: `<time>#<assessment uuid>#<seq>`, time and seq
 /// zero-padded, so that entries sort by time (the next attempt under `DUE`, the creation under
 /// `STUCK`) and each one names its delivery.
-fn index_sk(at_ms: i64, id: AssessmentId, seq: u64) -> String {
-    format!("{:020}#{id}#{seq:020}", at_ms.max(0))
+fn index_sk(at_ms: Timestamp, id: AssessmentId, seq: u64) -> String {
+    format!("{:020}#{id}#{seq:020}", at_ms.as_ms().max(0))
 }
 
 /// The application id is Ashby's free-form string: hashed so that no character in it can run into
@@ -1453,7 +1465,7 @@ fn state_name(state: &DeliveryState) -> AttributeValue {
 }
 
 /// A new pending delivery, in the `due` index from the start.
-fn delivery_item(id: AssessmentId, seq: u64, d: &NewDelivery, created_ms: i64) -> Item {
+fn delivery_item(id: AssessmentId, seq: u64, d: &NewDelivery, created_ms: Timestamp) -> Item {
     let mut i = item(
         delivery_key(id, seq),
         [
@@ -1641,7 +1653,7 @@ fn decode_tokens(item: &Item) -> StoreResult<Vec<TenantToken>> {
         // time. The next token change rewrites it in the new shape.
         None => vec![TenantToken {
             hash: f.parse("token_hash", TokenHash::from_hex)?,
-            added_at_ms: 0,
+            added_at_ms: Timestamp::EPOCH,
         }],
         Some(_) => return Err(f.corrupt("tokens")),
     };
@@ -1783,9 +1795,9 @@ mod tests {
             status_label: Some("Waiting for candidate".into()),
             vendor_reference: None,
             rejection_message: Some("no".into()),
-            created_at_ms: 1,
-            updated_at_ms: 2,
-            last_update_ms: 3,
+            created_at_ms: Timestamp::from_ms(1),
+            updated_at_ms: Timestamp::from_ms(2),
+            last_update_ms: Timestamp::from_ms(3),
             update_seq: 4,
             version: 6,
         }
@@ -1827,11 +1839,11 @@ mod tests {
         let tokens = [
             TenantToken {
                 hash: TokenHash::of(&secrecy::SecretString::from("tok")),
-                added_at_ms: 1,
+                added_at_ms: Timestamp::from_ms(1),
             },
             TenantToken {
                 hash: TokenHash::of(&secrecy::SecretString::from("tok2")),
-                added_at_ms: 2,
+                added_at_ms: Timestamp::from_ms(2),
             },
         ];
         let item = tenant_item(&tenant, &tokens);
@@ -1888,11 +1900,11 @@ mod tests {
         let new = NewDelivery {
             kind: DeliveryKind::VendorOrder,
             body: r#"{"candidate":{}}"#.into(),
-            next_attempt_ms: 20,
-            leased_until_ms: 30,
+            next_attempt_ms: Timestamp::from_ms(20),
+            leased_until_ms: Timestamp::from_ms(30),
             expires_at_s: Some(40),
         };
-        let mut item = delivery_item(id, 7, &new, 10);
+        let mut item = delivery_item(id, 7, &new, Timestamp::from_ms(10));
         assert_eq!(item.get("expires_at"), Some(&n(40)));
         let mut want = Delivery {
             assessment_id: id,
@@ -1901,9 +1913,9 @@ mod tests {
             body: new.body.clone(),
             state: DeliveryState::Pending,
             attempts: 0,
-            created_ms: 10,
-            next_attempt_ms: 20,
-            lease_until_ms: 30,
+            created_ms: Timestamp::from_ms(10),
+            next_attempt_ms: Timestamp::from_ms(20),
+            lease_until_ms: Timestamp::from_ms(30),
             last_error: None,
         };
         assert_eq!(decode_delivery(&item), Ok(want.clone()));
@@ -1931,12 +1943,18 @@ mod tests {
     #[test]
     fn due_index_sort_keys_sort_by_time_and_name_their_delivery() {
         let (a, b) = (AssessmentId::new(), AssessmentId::new());
-        assert!(index_sk(9, b, 1) < index_sk(10, a, 1));
-        assert!(index_sk(10, a, 1) < format!("{:020}#~", 10));
-        assert!(index_sk(11, a, 1) > format!("{:020}#~", 10));
-        let entry = HashMap::from([("gsi1sk".to_owned(), s(index_sk(1_700, a, 12)))]);
+        assert!(index_sk(Timestamp::from_ms(9), b, 1) < index_sk(Timestamp::from_ms(10), a, 1));
+        assert!(index_sk(Timestamp::from_ms(10), a, 1) < format!("{:020}#~", 10));
+        assert!(index_sk(Timestamp::from_ms(11), a, 1) > format!("{:020}#~", 10));
+        let entry = HashMap::from([(
+            "gsi1sk".to_owned(),
+            s(index_sk(Timestamp::from_ms(1_700), a, 12)),
+        )]);
         assert_eq!(decode_index_sk(&entry), Ok((1_700, a, 12)));
-        let bad = HashMap::from([("gsi1sk".to_owned(), s(format!("{}#x", index_sk(1, a, 1))))]);
+        let bad = HashMap::from([(
+            "gsi1sk".to_owned(),
+            s(format!("{}#x", index_sk(Timestamp::from_ms(1), a, 1))),
+        )]);
         assert_eq!(
             decode_index_sk(&bad),
             Err(StoreError::Corrupt("due index attribute gsi1sk".into()))
@@ -1952,7 +1970,7 @@ mod tests {
             status_label: None,
             rejection_message: None,
             vendor_reference: None,
-            now_ms: 5,
+            now_ms: Timestamp::from_ms(5),
             deliveries: vec![],
             update_ms: None,
         };
@@ -1963,7 +1981,7 @@ mod tests {
         );
         c.status_label = Some("Done".into());
         c.vendor_reference = Some("ACME-1".into());
-        c.update_ms = Some(6);
+        c.update_ms = Some(Timestamp::from_ms(6));
         let (update, values) = change_update(&c, 2);
         assert!(!update.contains("REMOVE") && !update.contains("#rejection_message"));
         for set in ["#status_label = :label", "#vendor_reference = :reference"] {

@@ -2,24 +2,26 @@
 //! gives the same guarantees as DynamoDB's conditional and transactional writes.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use async_trait::async_trait;
 
-use super::{
-    ChangeOutcome, ChangeWrite, CreateOutcome, DueRef, MAX_TENANT_TOKENS, NewAssessment,
-    RegistryOutcome, Retry, StartKey, Store, StoreError, StoreResult, TenantEntry, TenantToken,
-};
+use crate::clock::{Clock, SystemClock, Timestamp};
 use crate::domain::{
     Assessment, AssessmentId, Delivery, DeliveryState, NewDelivery, Tenant, TenantId, TokenHash,
     Vendor, VendorId,
+};
+use crate::ports::{
+    Assessments, ChangeOutcome, ChangeWrite, CreateOutcome, DeliveryQueue, DueRef,
+    MAX_TENANT_TOKENS, NewAssessment, QueueAdmin, Registry, RegistryAdmin, RegistryOutcome, Retry,
+    StartKey, StoreError, StoreResult, TenantEntry, TenantToken,
 };
 
 #[derive(Default)]
 struct State {
     tenants: HashMap<TenantId, Tenant>,
     /// Each token's tenant and when it was added.
-    tokens: HashMap<TokenHash, (TenantId, i64)>,
+    tokens: HashMap<TokenHash, (TenantId, Timestamp)>,
     vendors: HashMap<VendorId, Vendor>,
     assessments: HashMap<AssessmentId, Assessment>,
     start_keys: HashMap<StartKey, AssessmentId>,
@@ -27,14 +29,28 @@ struct State {
     deliveries: HashMap<AssessmentId, BTreeMap<u64, Delivery>>,
 }
 
-#[derive(Default)]
 pub struct MemoryStore {
     state: Mutex<State>,
+    /// When a token was added.
+    clock: Arc<dyn Clock>,
+}
+
+impl Default for MemoryStore {
+    fn default() -> Self {
+        Self::new()
+    }
 }
 
 impl MemoryStore {
     pub fn new() -> Self {
-        Self::default()
+        Self::with_clock(Arc::new(SystemClock))
+    }
+
+    pub fn with_clock(clock: Arc<dyn Clock>) -> Self {
+        Self {
+            state: Mutex::default(),
+            clock,
+        }
     }
 
     fn lock(&self) -> StoreResult<MutexGuard<'_, State>> {
@@ -59,48 +75,13 @@ fn tokens_of(s: &State, tenant: &TenantId) -> Vec<TenantToken> {
     tokens
 }
 
-fn clock_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
-}
-
-fn bump(a: &mut Assessment, now_ms: i64) {
+fn bump(a: &mut Assessment, now_ms: Timestamp) {
     a.version += 1;
     a.updated_at_ms = now_ms;
 }
 
 #[async_trait]
-impl Store for MemoryStore {
-    async fn put_tenant(&self, tenant: &Tenant, token: &TokenHash) -> StoreResult<()> {
-        let mut s = self.lock()?;
-        let added_at_ms = match s.tokens.get(token) {
-            Some((owner, at)) if owner == &tenant.id => *at,
-            _ => clock_ms(),
-        };
-        s.tokens.retain(|_, (owner, _)| owner != &tenant.id);
-        s.tokens.insert(*token, (tenant.id.clone(), added_at_ms));
-        s.tenants.insert(tenant.id.clone(), tenant.clone());
-        Ok(())
-    }
-
-    async fn create_tenant(
-        &self,
-        tenant: &Tenant,
-        token: &TokenHash,
-    ) -> StoreResult<RegistryOutcome> {
-        let mut s = self.lock()?;
-        if s.tenants.contains_key(&tenant.id) {
-            return Ok(RegistryOutcome::AlreadyExists);
-        }
-        if s.tokens.contains_key(token) {
-            return Ok(RegistryOutcome::TokenInUse);
-        }
-        s.tokens.insert(*token, (tenant.id.clone(), clock_ms()));
-        s.tenants.insert(tenant.id.clone(), tenant.clone());
-        Ok(RegistryOutcome::Done)
-    }
-
+impl Registry for MemoryStore {
     async fn tenant_by_token(&self, token: &TokenHash) -> StoreResult<Option<Tenant>> {
         let s = self.lock()?;
         let found = s
@@ -117,121 +98,13 @@ impl Store for MemoryStore {
         Ok(self.lock()?.tenants.get(id).cloned())
     }
 
-    async fn update_tenant(
-        &self,
-        id: &TenantId,
-        change: &(dyn for<'t> Fn(&'t mut Tenant) + Send + Sync),
-    ) -> StoreResult<Option<Tenant>> {
-        let mut s = self.lock()?;
-        let Some(stored) = s.tenants.get_mut(id) else {
-            return Ok(None);
-        };
-        let mut next = stored.clone();
-        change(&mut next);
-        next.id = id.clone();
-        *stored = next.clone();
-        Ok(Some(next))
-    }
-
-    async fn add_tenant_token(
-        &self,
-        tenant: &TenantId,
-        token: &TokenHash,
-    ) -> StoreResult<RegistryOutcome> {
-        let mut s = self.lock()?;
-        if !s.tenants.contains_key(tenant) {
-            return Ok(RegistryOutcome::NotFound);
-        }
-        match s.tokens.get(token) {
-            Some((owner, _)) if owner == tenant => return Ok(RegistryOutcome::Done),
-            Some(_) => return Ok(RegistryOutcome::TokenInUse),
-            None => {}
-        }
-        if tokens_of(&s, tenant).len() >= MAX_TENANT_TOKENS {
-            return Ok(RegistryOutcome::TooManyTokens);
-        }
-        s.tokens.insert(*token, (tenant.clone(), clock_ms()));
-        Ok(RegistryOutcome::Done)
-    }
-
-    async fn revoke_tenant_token(
-        &self,
-        tenant: &TenantId,
-        token: &TokenHash,
-    ) -> StoreResult<RegistryOutcome> {
-        let mut s = self.lock()?;
-        if !s.tenants.contains_key(tenant) {
-            return Ok(RegistryOutcome::NotFound);
-        }
-        match s.tokens.get(token) {
-            Some((owner, _)) if owner == tenant => {
-                s.tokens.remove(token);
-                Ok(RegistryOutcome::Done)
-            }
-            _ => Ok(RegistryOutcome::UnknownToken),
-        }
-    }
-
-    async fn tenant_tokens(&self, tenant: &TenantId) -> StoreResult<Vec<TenantToken>> {
-        Ok(tokens_of(&*self.lock()?, tenant))
-    }
-
-    async fn list_tenants(&self) -> StoreResult<Vec<TenantEntry>> {
-        let s = self.lock()?;
-        let mut entries: Vec<TenantEntry> = s
-            .tenants
-            .values()
-            .map(|t| TenantEntry {
-                tenant: t.clone(),
-                tokens: tokens_of(&s, &t.id),
-            })
-            .collect();
-        entries.sort_by(|a, b| a.tenant.id.cmp(&b.tenant.id));
-        Ok(entries)
-    }
-
-    async fn put_vendor(&self, vendor: &Vendor) -> StoreResult<()> {
-        self.lock()?
-            .vendors
-            .insert(vendor.id.clone(), vendor.clone());
-        Ok(())
-    }
-
-    async fn create_vendor(&self, vendor: &Vendor) -> StoreResult<RegistryOutcome> {
-        let mut s = self.lock()?;
-        if s.vendors.contains_key(&vendor.id) {
-            return Ok(RegistryOutcome::AlreadyExists);
-        }
-        s.vendors.insert(vendor.id.clone(), vendor.clone());
-        Ok(RegistryOutcome::Done)
-    }
-
     async fn vendor(&self, id: &VendorId) -> StoreResult<Option<Vendor>> {
         Ok(self.lock()?.vendors.get(id).cloned())
     }
+}
 
-    async fn update_vendor(
-        &self,
-        id: &VendorId,
-        change: &(dyn for<'v> Fn(&'v mut Vendor) + Send + Sync),
-    ) -> StoreResult<Option<Vendor>> {
-        let mut s = self.lock()?;
-        let Some(stored) = s.vendors.get_mut(id) else {
-            return Ok(None);
-        };
-        let mut next = stored.clone();
-        change(&mut next);
-        next.id = id.clone();
-        *stored = next.clone();
-        Ok(Some(next))
-    }
-
-    async fn list_vendors(&self) -> StoreResult<Vec<Vendor>> {
-        let mut vendors: Vec<Vendor> = self.lock()?.vendors.values().cloned().collect();
-        vendors.sort_by(|a, b| a.id.cmp(&b.id));
-        Ok(vendors)
-    }
-
+#[async_trait]
+impl Assessments for MemoryStore {
     async fn create_assessment(&self, new: &NewAssessment) -> StoreResult<CreateOutcome> {
         let mut s = self.lock()?;
         let live = s
@@ -319,14 +192,17 @@ impl Store for MemoryStore {
                 .and_then(|m| m.get_mut(&seq))
         {
             d.state = DeliveryState::Delivered;
-            d.lease_until_ms = 0;
+            d.lease_until_ms = Timestamp::EPOCH;
         }
         if let Some(m) = marker {
             s.webhooks.insert(m);
         }
         Ok(ChangeOutcome::Applied)
     }
+}
 
+#[async_trait]
+impl DeliveryQueue for MemoryStore {
     async fn open_deliveries(&self, id: AssessmentId) -> StoreResult<Vec<Delivery>> {
         let s = self.lock()?;
         Ok(s.deliveries
@@ -340,20 +216,12 @@ impl Store for MemoryStore {
             .unwrap_or_default())
     }
 
-    async fn deliveries(&self, id: AssessmentId) -> StoreResult<Vec<Delivery>> {
-        let s = self.lock()?;
-        Ok(s.deliveries
-            .get(&id)
-            .map(|m| m.values().cloned().collect())
-            .unwrap_or_default())
-    }
-
     async fn claim_delivery(
         &self,
         id: AssessmentId,
         seq: u64,
-        now_ms: i64,
-        until_ms: i64,
+        now_ms: Timestamp,
+        until_ms: Timestamp,
     ) -> StoreResult<bool> {
         let mut s = self.lock()?;
         match s.deliveries.get_mut(&id).and_then(|m| m.get_mut(&seq)) {
@@ -370,7 +238,7 @@ impl Store for MemoryStore {
         let mut s = self.lock()?;
         if let Some(d) = s.deliveries.get_mut(&id).and_then(|m| m.get_mut(&seq)) {
             d.state = DeliveryState::Delivered;
-            d.lease_until_ms = 0;
+            d.lease_until_ms = Timestamp::EPOCH;
             d.last_error = None;
         }
         Ok(())
@@ -387,7 +255,7 @@ impl Store for MemoryStore {
         if let Some(d) = s.deliveries.get_mut(&id).and_then(|m| m.get_mut(&seq))
             && d.state == DeliveryState::Pending
         {
-            d.lease_until_ms = 0;
+            d.lease_until_ms = Timestamp::EPOCH;
             d.last_error = Some(error.to_owned());
             match retry {
                 Retry::At(at) => d.next_attempt_ms = *at,
@@ -398,7 +266,7 @@ impl Store for MemoryStore {
         Ok(())
     }
 
-    async fn due_deliveries(&self, now_ms: i64, limit: usize) -> StoreResult<Vec<DueRef>> {
+    async fn due_deliveries(&self, now_ms: Timestamp, limit: usize) -> StoreResult<Vec<DueRef>> {
         let s = self.lock()?;
         let mut due: Vec<DueRef> = s
             .deliveries
@@ -415,6 +283,161 @@ impl Store for MemoryStore {
         due.truncate(limit);
         Ok(due)
     }
+}
+
+#[async_trait]
+impl RegistryAdmin for MemoryStore {
+    async fn put_tenant(&self, tenant: &Tenant, token: &TokenHash) -> StoreResult<()> {
+        let mut s = self.lock()?;
+        let added_at_ms = match s.tokens.get(token) {
+            Some((owner, at)) if owner == &tenant.id => *at,
+            _ => self.clock.now(),
+        };
+        s.tokens.retain(|_, (owner, _)| owner != &tenant.id);
+        s.tokens.insert(*token, (tenant.id.clone(), added_at_ms));
+        s.tenants.insert(tenant.id.clone(), tenant.clone());
+        Ok(())
+    }
+
+    async fn create_tenant(
+        &self,
+        tenant: &Tenant,
+        token: &TokenHash,
+    ) -> StoreResult<RegistryOutcome> {
+        let mut s = self.lock()?;
+        if s.tenants.contains_key(&tenant.id) {
+            return Ok(RegistryOutcome::AlreadyExists);
+        }
+        if s.tokens.contains_key(token) {
+            return Ok(RegistryOutcome::TokenInUse);
+        }
+        s.tokens
+            .insert(*token, (tenant.id.clone(), self.clock.now()));
+        s.tenants.insert(tenant.id.clone(), tenant.clone());
+        Ok(RegistryOutcome::Done)
+    }
+
+    async fn update_tenant(
+        &self,
+        id: &TenantId,
+        change: &(dyn for<'t> Fn(&'t mut Tenant) + Send + Sync),
+    ) -> StoreResult<Option<Tenant>> {
+        let mut s = self.lock()?;
+        let Some(stored) = s.tenants.get_mut(id) else {
+            return Ok(None);
+        };
+        let mut next = stored.clone();
+        change(&mut next);
+        next.id = id.clone();
+        *stored = next.clone();
+        Ok(Some(next))
+    }
+
+    async fn add_tenant_token(
+        &self,
+        tenant: &TenantId,
+        token: &TokenHash,
+    ) -> StoreResult<RegistryOutcome> {
+        let mut s = self.lock()?;
+        if !s.tenants.contains_key(tenant) {
+            return Ok(RegistryOutcome::NotFound);
+        }
+        match s.tokens.get(token) {
+            Some((owner, _)) if owner == tenant => return Ok(RegistryOutcome::Done),
+            Some(_) => return Ok(RegistryOutcome::TokenInUse),
+            None => {}
+        }
+        if tokens_of(&s, tenant).len() >= MAX_TENANT_TOKENS {
+            return Ok(RegistryOutcome::TooManyTokens);
+        }
+        s.tokens.insert(*token, (tenant.clone(), self.clock.now()));
+        Ok(RegistryOutcome::Done)
+    }
+
+    async fn revoke_tenant_token(
+        &self,
+        tenant: &TenantId,
+        token: &TokenHash,
+    ) -> StoreResult<RegistryOutcome> {
+        let mut s = self.lock()?;
+        if !s.tenants.contains_key(tenant) {
+            return Ok(RegistryOutcome::NotFound);
+        }
+        match s.tokens.get(token) {
+            Some((owner, _)) if owner == tenant => {
+                s.tokens.remove(token);
+                Ok(RegistryOutcome::Done)
+            }
+            _ => Ok(RegistryOutcome::UnknownToken),
+        }
+    }
+
+    async fn tenant_tokens(&self, tenant: &TenantId) -> StoreResult<Vec<TenantToken>> {
+        Ok(tokens_of(&*self.lock()?, tenant))
+    }
+
+    async fn list_tenants(&self) -> StoreResult<Vec<TenantEntry>> {
+        let s = self.lock()?;
+        let mut entries: Vec<TenantEntry> = s
+            .tenants
+            .values()
+            .map(|t| TenantEntry {
+                tenant: t.clone(),
+                tokens: tokens_of(&s, &t.id),
+            })
+            .collect();
+        entries.sort_by(|a, b| a.tenant.id.cmp(&b.tenant.id));
+        Ok(entries)
+    }
+
+    async fn put_vendor(&self, vendor: &Vendor) -> StoreResult<()> {
+        self.lock()?
+            .vendors
+            .insert(vendor.id.clone(), vendor.clone());
+        Ok(())
+    }
+
+    async fn create_vendor(&self, vendor: &Vendor) -> StoreResult<RegistryOutcome> {
+        let mut s = self.lock()?;
+        if s.vendors.contains_key(&vendor.id) {
+            return Ok(RegistryOutcome::AlreadyExists);
+        }
+        s.vendors.insert(vendor.id.clone(), vendor.clone());
+        Ok(RegistryOutcome::Done)
+    }
+
+    async fn update_vendor(
+        &self,
+        id: &VendorId,
+        change: &(dyn for<'v> Fn(&'v mut Vendor) + Send + Sync),
+    ) -> StoreResult<Option<Vendor>> {
+        let mut s = self.lock()?;
+        let Some(stored) = s.vendors.get_mut(id) else {
+            return Ok(None);
+        };
+        let mut next = stored.clone();
+        change(&mut next);
+        next.id = id.clone();
+        *stored = next.clone();
+        Ok(Some(next))
+    }
+
+    async fn list_vendors(&self) -> StoreResult<Vec<Vendor>> {
+        let mut vendors: Vec<Vendor> = self.lock()?.vendors.values().cloned().collect();
+        vendors.sort_by(|a, b| a.id.cmp(&b.id));
+        Ok(vendors)
+    }
+}
+
+#[async_trait]
+impl QueueAdmin for MemoryStore {
+    async fn deliveries(&self, id: AssessmentId) -> StoreResult<Vec<Delivery>> {
+        let s = self.lock()?;
+        Ok(s.deliveries
+            .get(&id)
+            .map(|m| m.values().cloned().collect())
+            .unwrap_or_default())
+    }
 
     async fn stuck_deliveries(&self, limit: usize) -> StoreResult<Vec<Delivery>> {
         let s = self.lock()?;
@@ -430,13 +453,13 @@ impl Store for MemoryStore {
         Ok(stuck)
     }
 
-    async fn redeliver(&self, id: AssessmentId, seq: u64, now_ms: i64) -> StoreResult<bool> {
+    async fn redeliver(&self, id: AssessmentId, seq: u64, now_ms: Timestamp) -> StoreResult<bool> {
         let mut s = self.lock()?;
         match s.deliveries.get_mut(&id).and_then(|m| m.get_mut(&seq)) {
             Some(d) if matches!(d.state, DeliveryState::Dead(_) | DeliveryState::Parked(_)) => {
                 d.state = DeliveryState::Pending;
                 d.next_attempt_ms = now_ms;
-                d.lease_until_ms = 0;
+                d.lease_until_ms = Timestamp::EPOCH;
                 d.created_ms = now_ms;
                 d.attempts = 0;
                 Ok(true)
@@ -446,7 +469,7 @@ impl Store for MemoryStore {
     }
 }
 
-fn delivery(id: AssessmentId, seq: u64, d: &NewDelivery, now_ms: i64) -> Delivery {
+fn delivery(id: AssessmentId, seq: u64, d: &NewDelivery, now_ms: Timestamp) -> Delivery {
     Delivery {
         assessment_id: id,
         seq,

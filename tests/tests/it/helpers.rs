@@ -7,8 +7,9 @@ use std::time::Duration;
 
 use base64::Engine;
 use hub::domain::{Package, PackageId, PackageRef, Tenant, TenantId, TokenHash, Vendor, VendorId};
+use hub::ports::AdminStore;
 use hub::secrets::{SecretSource, SecretsManagerSource};
-use hub::store::{DynamoDbStore, Store};
+use hub::store::DynamoDbStore;
 use hub_local::openapi::OpenApi;
 use hub_local::server::RunningHub;
 use hub_tests::fakes::{FakeAshby, FakeVendor, ashby_openapi};
@@ -46,7 +47,7 @@ pub struct Fixture {
     pub api: OpenApi,
     http: reqwest::Client,
     /// The Lambda deployment's table, for what an operator would do with hubctl.
-    table_store: Option<Arc<dyn Store>>,
+    table_store: Option<Arc<dyn AdminStore>>,
     /// The Lambda deployment's table name and secret prefix.
     deployment: Option<(String, String)>,
 }
@@ -320,9 +321,9 @@ impl Fixture {
     }
 
     /// The hub's store (the local hub's own, or the Lambda deployment's table).
-    pub fn store(&self) -> Arc<dyn Store> {
+    pub fn store(&self) -> Arc<dyn AdminStore> {
         match &self.host {
-            Host::Local(h) => h.app.store.clone(),
+            Host::Local(h) => h.store.clone(),
             Host::Lambda(_) => self
                 .table_store
                 .clone()
@@ -475,7 +476,7 @@ impl Fixture {
 
 /// Writes tenants, vendors and their secrets the way an operator would.
 async fn seed(
-    store: &dyn Store,
+    store: &dyn AdminStore,
     secrets: &dyn SecretSource,
     names: &hub::secrets::SecretNames,
     reg: &Registry,

@@ -8,8 +8,9 @@ use std::process::Stdio;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use hub::domain::{PackageRef, TenantId, TokenHash};
+use hub::ports::Registry;
 use hub::secrets::{SecretNames, SecretSource, SecretsManagerSource};
-use hub::store::{DynamoDbStore, Store};
+use hub::store::DynamoDbStore;
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::Value;
 use tokio::io::AsyncWriteExt;
@@ -218,7 +219,7 @@ fn verifies(secret: &str, stored: &[String]) -> bool {
         .iter()
         .map(|s| SecretString::from(s.clone()))
         .collect();
-    hub::vendor::verify_signature(&secrets, &headers, body).is_ok()
+    hub::vendors::verify_signature(&secrets, &headers, body).is_ok()
 }
 
 #[tokio::test]

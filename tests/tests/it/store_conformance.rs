@@ -11,26 +11,34 @@ use aws_sdk_dynamodb::types::{
     AttributeDefinition, AttributeValue, BillingMode, IndexStatus, KeySchemaElement, KeyType,
     ProjectionType, ScalarAttributeType, TimeToLiveStatus,
 };
+use hub::clock::Timestamp;
 use hub::domain::{
     Assessment, AssessmentId, Delivery, DeliveryKind, DeliveryState, NewDelivery, Package,
     PackageId, PackageRef, Status, Tenant, TenantId, TokenHash, Vendor, VendorId,
     generate_trigger_token,
 };
-use hub::store::{
-    Change, ChangeOutcome, ChangeWrite, CreateOutcome, DueRef, DynamoDbStore, MemoryStore,
-    NewAssessment, Retry, StartKey, Store, StoreError, WebhookMarker,
+use hub::ports::{
+    AdminStore, Assessments, Change, ChangeOutcome, ChangeWrite, CreateOutcome, DeliveryQueue,
+    DueRef, NewAssessment, QueueAdmin, Registry, RegistryAdmin, Retry, StartKey, StoreError,
+    WebhookMarker,
 };
-use hub::store::{MAX_TENANT_TOKENS, RegistryOutcome};
+use hub::ports::{MAX_TENANT_TOKENS, RegistryOutcome};
+use hub::store::{DynamoDbStore, MemoryStore};
 use tokio::sync::Barrier;
 use tokio::task::JoinSet;
 use url::Url;
 
-type S = Arc<dyn Store>;
+type S = Arc<dyn AdminStore>;
 
 /// The request clock. Leases are compared with the `now_ms` the caller passes, so a fixed clock
 /// keeps lease tests exact.
-const NOW: i64 = 1_700_000_000_000;
-const LEASE: i64 = 30_000;
+const NOW: Timestamp = Timestamp::from_ms(1_700_000_000_000);
+const LEASE: Duration = Duration::from_millis(30_000);
+const MS: Duration = Duration::from_millis(1);
+
+fn ms(n: u64) -> Duration {
+    Duration::from_millis(n)
+}
 const RACERS: usize = 10;
 
 async fn memory() -> S {
@@ -142,7 +150,7 @@ fn token() -> TokenHash {
 }
 
 /// The hashes of the tenant's tokens, in the store's order (oldest first).
-async fn tokens_of(store: &dyn Store, id: &TenantId) -> Vec<TokenHash> {
+async fn tokens_of(store: &dyn AdminStore, id: &TenantId) -> Vec<TokenHash> {
     let tokens = store.tenant_tokens(id).await.unwrap();
     tokens.iter().map(|t| t.hash).collect()
 }
@@ -189,7 +197,7 @@ fn start_of(tenant: &TenantId, application_id: &str, package: &PackageRef) -> Ne
             rejection_message: None,
             created_at_ms: NOW,
             updated_at_ms: NOW,
-            last_update_ms: 0,
+            last_update_ms: Timestamp::EPOCH,
             update_seq: 0,
             version: 1,
         },
@@ -227,7 +235,7 @@ fn order_of(new: &NewAssessment) -> Delivery {
 }
 
 /// A created assessment, read back (its order is delivery 1).
-async fn created(store: &dyn Store) -> Assessment {
+async fn created(store: &dyn AdminStore) -> Assessment {
     let new = start(&tenant().id, &unique("app"));
     assert_eq!(
         store.create_assessment(&new).await.unwrap(),
@@ -236,7 +244,7 @@ async fn created(store: &dyn Store) -> Assessment {
     read(store, new.assessment.id).await
 }
 
-async fn read(store: &dyn Store, id: AssessmentId) -> Assessment {
+async fn read(store: &dyn AdminStore, id: AssessmentId) -> Assessment {
     store
         .assessment(id)
         .await
@@ -249,17 +257,17 @@ fn vendor() -> VendorId {
 }
 
 /// When a change of `a` happens: each write a little later, so deliveries differ in age.
-fn at(a: &Assessment) -> i64 {
-    NOW + 1_000 * a.version as i64
+fn at(a: &Assessment) -> Timestamp {
+    NOW + ms(1_000 * a.version)
 }
 
 /// An Ashby update owing `body`, due at `at`.
-fn update(body: &str, at: i64) -> NewDelivery {
+fn update(body: &str, at: Timestamp) -> NewDelivery {
     NewDelivery {
         kind: DeliveryKind::AshbyUpdate,
         body: body.into(),
         next_attempt_ms: at,
-        leased_until_ms: 0,
+        leased_until_ms: Timestamp::EPOCH,
         expires_at_s: None,
     }
 }
@@ -319,18 +327,18 @@ fn only_settle(id: AssessmentId, seq: u64) -> ChangeWrite {
 }
 
 /// Applies one callback on the current version and expects it to be applied.
-async fn apply(store: &dyn Store, id: AssessmentId, webhook_id: &str, body: &str) {
+async fn apply(store: &dyn AdminStore, id: AssessmentId, webhook_id: &str, body: &str) {
     let a = read(store, id).await;
     let w = callback(&a, webhook_id, Status::InProgress, body);
     assert_eq!(store.apply(&w).await.unwrap(), ChangeOutcome::Applied);
 }
 
-async fn open(store: &dyn Store, id: AssessmentId) -> Vec<Delivery> {
+async fn open(store: &dyn AdminStore, id: AssessmentId) -> Vec<Delivery> {
     store.open_deliveries(id).await.unwrap()
 }
 
 /// The open delivery `seq` of `id`.
-async fn delivery(store: &dyn Store, id: AssessmentId, seq: u64) -> Delivery {
+async fn delivery(store: &dyn AdminStore, id: AssessmentId, seq: u64) -> Delivery {
     open(store, id)
         .await
         .into_iter()
@@ -342,7 +350,7 @@ fn seqs(deliveries: &[Delivery]) -> Vec<u64> {
     deliveries.iter().map(|d| d.seq).collect()
 }
 
-fn due_ref(id: AssessmentId, seq: u64, next_attempt_ms: i64) -> DueRef {
+fn due_ref(id: AssessmentId, seq: u64, next_attempt_ms: Timestamp) -> DueRef {
     DueRef {
         assessment_id: id,
         seq,
@@ -353,8 +361,8 @@ fn due_ref(id: AssessmentId, seq: u64, next_attempt_ms: i64) -> DueRef {
 /// The due deliveries once `wanted` holds of them. The scheduler reads an index that DynamoDB
 /// updates shortly after the write (moto at once): poll a little before deciding.
 async fn due_once(
-    store: &dyn Store,
-    now_ms: i64,
+    store: &dyn AdminStore,
+    now_ms: Timestamp,
     limit: usize,
     wanted: impl Fn(&[DueRef]) -> bool,
 ) -> Vec<DueRef> {
@@ -363,7 +371,7 @@ async fn due_once(
 
 /// The stuck deliveries once `wanted` holds of them (see `due_once`).
 async fn stuck_once(
-    store: &dyn Store,
+    store: &dyn AdminStore,
     limit: usize,
     wanted: impl Fn(&[Delivery]) -> bool,
 ) -> Vec<Delivery> {
@@ -827,7 +835,11 @@ async fn tenants_are_listed_by_id_with_their_token_hashes_only(store: S) {
     // Oldest first, with when each was added.
     let tokens = &of(&a.id).tokens;
     assert!(tokens[0].added_at_ms <= tokens[1].added_at_ms);
-    assert!(tokens.iter().all(|t| t.added_at_ms > 1_600_000_000_000));
+    assert!(
+        tokens
+            .iter()
+            .all(|t| t.added_at_ms > Timestamp::from_ms(1_600_000_000_000))
+    );
 }
 
 async fn a_vendor_is_created_once_and_updated_in_place(store: S) {
@@ -1067,7 +1079,7 @@ async fn a_change_updates_the_assessment_and_appends_its_deliveries(store: S) {
             attempts: 0,
             created_ms: at(&a),
             next_attempt_ms: at(&a),
-            lease_until_ms: 0,
+            lease_until_ms: Timestamp::EPOCH,
             last_error: None,
         }
     );
@@ -1241,7 +1253,7 @@ async fn settling_a_delivery_alone_takes_it_out_of_the_queue_once(store: S) {
     assert_eq!(open(&*store, a.id).await, vec![]);
     assert_eq!(read(&*store, a.id).await, a);
     assert_eq!(
-        due_once(&*store, i64::MAX, 10, <[_]>::is_empty).await,
+        due_once(&*store, Timestamp::MAX, 10, <[_]>::is_empty).await,
         vec![]
     );
     // Settled already, or never there: a conflict, and nothing changes.
@@ -1369,7 +1381,7 @@ async fn the_creator_holds_the_order_lease_until_it_expires(store: S) {
     );
     assert!(
         !store
-            .claim_delivery(a.id, 1, NOW + LEASE - 1, NOW + 2 * LEASE)
+            .claim_delivery(a.id, 1, NOW + LEASE - MS, NOW + 2 * LEASE)
             .await
             .unwrap()
     );
@@ -1382,7 +1394,7 @@ async fn the_creator_holds_the_order_lease_until_it_expires(store: S) {
     // The new holder's lease is held in turn.
     assert!(
         !store
-            .claim_delivery(a.id, 1, NOW + LEASE + 1, NOW + 3 * LEASE)
+            .claim_delivery(a.id, 1, NOW + LEASE + MS, NOW + 3 * LEASE)
             .await
             .unwrap()
     );
@@ -1424,19 +1436,22 @@ async fn a_failed_attempt_releases_the_lease_and_is_due_again_at_its_retry_time(
         .unwrap();
     let d = delivery(&*store, a.id, 2).await;
     assert_eq!(d.state, DeliveryState::Pending);
-    assert_eq!((d.lease_until_ms, d.next_attempt_ms), (0, retry));
+    assert_eq!(
+        (d.lease_until_ms, d.next_attempt_ms),
+        (Timestamp::EPOCH, retry)
+    );
     assert_eq!(d.last_error.as_deref(), Some("Ashby answered 503"));
     // Released: claimable at once (the caller decides whether it is due).
     assert!(
         store
-            .claim_delivery(a.id, 2, NOW + 1, NOW + LEASE)
+            .claim_delivery(a.id, 2, NOW + MS, NOW + LEASE)
             .await
             .unwrap()
     );
     assert_eq!(delivery(&*store, a.id, 2).await.attempts, 2);
     // Due at its retry time, not before; the order (due at NOW) stays due meanwhile.
     let order = due_ref(a.id, 1, NOW);
-    let before = due_once(&*store, retry - 1, 10, |d| d == [order]).await;
+    let before = due_once(&*store, retry - ms(1), 10, |d| d == [order]).await;
     assert_eq!(before, vec![order]);
     let want = vec![order, due_ref(a.id, 2, retry)];
     assert_eq!(due_once(&*store, retry, 10, |d| d == want).await, want);
@@ -1477,9 +1492,12 @@ async fn a_delivered_delivery_is_not_open_due_claimable_or_stuck(store: S) {
             .await
             .unwrap()
     );
-    // Delivery 3 was written by the second change, at NOW + 2 s (see `at`).
-    let want = vec![due_ref(a.id, 1, NOW), due_ref(a.id, 3, NOW + 2_000)];
-    assert_eq!(due_once(&*store, i64::MAX, 10, |d| d == want).await, want);
+    // Delivery 3 was written by the second change, at NOW + ms(2) s (see `at`).
+    let want = vec![due_ref(a.id, 1, NOW), due_ref(a.id, 3, NOW + ms(2_000))];
+    assert_eq!(
+        due_once(&*store, Timestamp::MAX, 10, |d| d == want).await,
+        want
+    );
     assert_eq!(stuck_once(&*store, 10, <[_]>::is_empty).await, vec![]);
 }
 
@@ -1508,14 +1526,17 @@ async fn parked_and_dead_deliveries_are_stuck_until_redelivered(store: S) {
         DeliveryState::Dead("undelivered after 72 h".into())
     );
     assert_eq!(d3.state, DeliveryState::Parked("no Ashby API key".into()));
-    assert_eq!((d3.lease_until_ms, d3.attempts), (0, 1));
+    assert_eq!((d3.lease_until_ms, d3.attempts), (Timestamp::EPOCH, 1));
     assert_eq!(d3.last_error.as_deref(), Some("401"));
     // Stuck, oldest first (2 was created before 3), and not due or claimable.
     let want = vec![d2.clone(), d3.clone()];
     assert_eq!(stuck_once(&*store, 10, |s| s == want).await, want);
     assert_eq!(stuck_once(&*store, 1, |s| s == &want[..1]).await, want[..1]);
     let order = vec![due_ref(a.id, 1, NOW)];
-    assert_eq!(due_once(&*store, i64::MAX, 10, |d| d == order).await, order);
+    assert_eq!(
+        due_once(&*store, Timestamp::MAX, 10, |d| d == order).await,
+        order
+    );
     assert!(
         !store
             .claim_delivery(a.id, 3, NOW + LEASE, NOW + 2 * LEASE)
@@ -1535,7 +1556,10 @@ async fn parked_and_dead_deliveries_are_stuck_until_redelivered(store: S) {
     assert!(!store.redeliver(a.id, 1, now).await.unwrap());
     let d = delivery(&*store, a.id, 3).await;
     assert_eq!(d.state, DeliveryState::Pending);
-    assert_eq!((d.next_attempt_ms, d.lease_until_ms), (now, 0));
+    assert_eq!(
+        (d.next_attempt_ms, d.lease_until_ms),
+        (now, Timestamp::EPOCH)
+    );
     // As if new: the maximum age and the backoff count from the redelivery.
     assert_eq!((d.created_ms, d.attempts), (now, 0));
     let want = vec![due_ref(a.id, 1, NOW), due_ref(a.id, 3, now)];
@@ -1560,34 +1584,44 @@ async fn due_deliveries_come_by_next_attempt_up_to_the_limit(store: S) {
         created(&*store).await,
         created(&*store).await,
     );
-    for (x, t) in [(&a, NOW + 300), (&b, NOW + 100), (&c, NOW + 200)] {
+    for (x, t) in [
+        (&a, NOW + ms(300)),
+        (&b, NOW + ms(100)),
+        (&c, NOW + ms(200)),
+    ] {
         store
             .delivery_failed(x.id, 1, "HTTP 500", &Retry::At(t))
             .await
             .unwrap();
     }
     let all = vec![
-        due_ref(b.id, 1, NOW + 100),
-        due_ref(c.id, 1, NOW + 200),
-        due_ref(a.id, 1, NOW + 300),
+        due_ref(b.id, 1, NOW + ms(100)),
+        due_ref(c.id, 1, NOW + ms(200)),
+        due_ref(a.id, 1, NOW + ms(300)),
     ];
-    assert_eq!(due_once(&*store, NOW + 1_000, 10, |d| d == all).await, all);
     assert_eq!(
-        due_once(&*store, NOW + 250, 10, |d| d == &all[..2]).await,
+        due_once(&*store, NOW + ms(1_000), 10, |d| d == all).await,
+        all
+    );
+    assert_eq!(
+        due_once(&*store, NOW + ms(250), 10, |d| d == &all[..2]).await,
         all[..2]
     );
     assert_eq!(
-        due_once(&*store, NOW + 1_000, 2, |d| d == &all[..2]).await,
+        due_once(&*store, NOW + ms(1_000), 2, |d| d == &all[..2]).await,
         all[..2]
     );
     assert_eq!(
-        due_once(&*store, NOW + 99, 10, <[_]>::is_empty).await,
+        due_once(&*store, NOW + ms(99), 10, <[_]>::is_empty).await,
         vec![]
     );
-    assert_eq!(store.due_deliveries(NOW + 1_000, 0).await.unwrap(), vec![]);
+    assert_eq!(
+        store.due_deliveries(NOW + ms(1_000), 0).await.unwrap(),
+        vec![]
+    );
     // The oldest pending one, as the scheduler reports it.
     assert_eq!(
-        due_once(&*store, i64::MAX, 1, |d| d == &all[..1]).await,
+        due_once(&*store, Timestamp::MAX, 1, |d| d == &all[..1]).await,
         all[..1]
     );
 }
@@ -1617,7 +1651,10 @@ async fn writes_to_an_unknown_delivery_change_nothing(store: S) {
     assert_eq!(open(&*store, unknown).await, vec![]);
     assert_eq!(store.assessment(unknown).await.unwrap(), None);
     let order = vec![due_ref(a.id, 1, NOW)];
-    assert_eq!(due_once(&*store, i64::MAX, 10, |d| d == order).await, order);
+    assert_eq!(
+        due_once(&*store, Timestamp::MAX, 10, |d| d == order).await,
+        order
+    );
     assert_eq!(stuck_once(&*store, 10, <[_]>::is_empty).await, vec![]);
 }
 
@@ -1838,11 +1875,11 @@ async fn dynamodb_the_due_index_holds_pending_and_stuck_deliveries_only() {
         .delivery_failed(a.id, 3, "401", &parked)
         .await
         .unwrap();
-    let entry = |t: i64, seq: u64| format!("{t:020}#{}#{seq:020}", a.id);
-    // Delivery 3 was created at NOW + 2 s (see `at`): stuck entries sort by creation.
+    let entry = |t: Timestamp, seq: u64| format!("{:020}#{}#{seq:020}", t.as_ms(), a.id);
+    // Delivery 3 was created at NOW + ms(2) s (see `at`): stuck entries sort by creation.
     let want = vec![
         ("DUE".to_owned(), entry(NOW, 1)),
-        ("STUCK".to_owned(), entry(NOW + 2_000, 3)),
+        ("STUCK".to_owned(), entry(NOW + ms(2_000), 3)),
     ];
     let got = eventually(|| index_entries(&client, &table), |e| *e == want).await;
     assert_eq!(got, want);
@@ -1861,7 +1898,7 @@ async fn dynamodb_the_due_index_holds_pending_and_stuck_deliveries_only() {
         store.apply(&only_settle(a.id, 1)).await.unwrap(),
         ChangeOutcome::Applied
     );
-    let want = vec![("STUCK".to_owned(), entry(NOW + 2_000, 3))];
+    let want = vec![("STUCK".to_owned(), entry(NOW + ms(2_000), 3))];
     let got = eventually(|| index_entries(&client, &table), |e| *e == want).await;
     assert_eq!(got, want);
 }
@@ -1928,7 +1965,10 @@ async fn dynamodb_a_table_made_before_the_due_index_is_given_it() {
     assert_due_index(&client, &table).await;
     // Deliveries written before the index existed are in it once it is built.
     let want = vec![due_ref(a.id, 1, NOW)];
-    assert_eq!(due_once(&store, i64::MAX, 10, |d| d == want).await, want);
+    assert_eq!(
+        due_once(&store, Timestamp::MAX, 10, |d| d == want).await,
+        want
+    );
 }
 
 /// The table has the `due` index: sparse keys `gsi1pk`/`gsi1sk`, keys only, active.
