@@ -12,6 +12,7 @@ pub mod handlers;
 pub mod lambda;
 pub mod metrics;
 pub mod ports;
+pub mod retry;
 pub mod secrets;
 pub mod store;
 pub mod telemetry;
