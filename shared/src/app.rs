@@ -1,20 +1,23 @@
-//! The application: configuration, adapters and HTTP clients, built once per cold start and lent
-//! to every request. Nothing in here is mutable except the adapters' own caches.
+//! The wiring: configuration, the ports the use cases work over (store, ATS and vendor gateways,
+//! clock) and their HTTP clients, built once per cold start and lent to every request. Nothing in
+//! here is mutable except the adapters' own caches.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
 
-use crate::ashby::AshbyClient;
+use crate::ats::AtsGateway;
+use crate::ats::ashby::{AshbyClient, AshbyGateway};
+use crate::clock::{Clock, SystemClock};
 use crate::config::Config;
 use crate::metrics::Metrics;
 use crate::ports::Store;
 use crate::secrets::{CachedSecrets, SecretNames, SecretSource, SecretsManagerSource};
 use crate::store::DynamoDbStore;
 use crate::transport::SdkTransport;
-use crate::vendors::VendorClient;
 use crate::vendors::url_policy::LoopbackHttp;
+use crate::vendors::{SignedProtocol, VendorClient, VendorGateway};
 use crate::waits::WaitInterceptor;
 
 /// How long a new connection to AWS, a vendor or Ashby may take.
@@ -27,59 +30,91 @@ pub const USER_AGENT: &str = concat!(
     " (+https://github.com/ashby-assessment-hub)"
 );
 
+/// The ports the use cases work over, and the settings they read. Built once per process.
 pub struct App {
     pub config: Config,
-    pub store: Arc<dyn Store>,
-    pub secrets: Arc<dyn SecretSource>,
-    pub names: SecretNames,
-    pub ashby: AshbyClient,
-    pub vendors: VendorClient,
+    pub(crate) store: Arc<dyn Store>,
+    pub(crate) ats: Arc<dyn AtsGateway>,
+    pub(crate) vendors: Arc<dyn VendorGateway>,
+    pub(crate) clock: Arc<dyn Clock>,
     pub metrics: Metrics,
 }
 
 impl App {
-    /// Wires an app over the given adapters.
+    /// Wires an app over the given store and secrets, with Ashby and the signed vendor protocol
+    /// as the gateways and the system clock.
     pub fn new(
         config: Config,
         store: Arc<dyn Store>,
         secrets: Arc<dyn SecretSource>,
     ) -> anyhow::Result<Self> {
-        Self::with_http(
-            config,
-            store,
-            secrets,
-            crate::transport::http_client(CONNECT_TIMEOUT)?,
-        )
+        Self::with_clock(config, store, secrets, Arc::new(SystemClock))
     }
 
-    /// As [`App::new`], with the HTTP client for vendors and Ashby given (the production wiring
-    /// shares it with the AWS SDK).
-    fn with_http(
+    /// As [`App::new`], reading the time from `clock` (tests set it).
+    pub fn with_clock(
         config: Config,
         store: Arc<dyn Store>,
         secrets: Arc<dyn SecretSource>,
-        http: reqwest::Client,
+        clock: Arc<dyn Clock>,
     ) -> anyhow::Result<Self> {
-        Ok(Self {
-            names: SecretNames::new(config.secret_prefix.clone()),
-            ashby: AshbyClient::new(http.clone(), USER_AGENT, config.ashby_timeout),
-            vendors: VendorClient::new(
-                http,
-                USER_AGENT,
-                config.vendor_timeout,
-                config.vendor_attempts,
-                config.vendor_backoff,
-                if config.allow_insecure_loopback {
-                    LoopbackHttp::Allow
-                } else {
-                    LoopbackHttp::Refuse
-                },
-            ),
+        let http = crate::transport::http_client(CONNECT_TIMEOUT)?;
+        Ok(Self::wire(config, store, secrets, clock, http))
+    }
+
+    /// The gateways over one HTTP client (the production wiring shares it with the AWS SDK).
+    fn wire(
+        config: Config,
+        store: Arc<dyn Store>,
+        secrets: Arc<dyn SecretSource>,
+        clock: Arc<dyn Clock>,
+        http: reqwest::Client,
+    ) -> Self {
+        let names = SecretNames::new(config.secret_prefix.clone());
+        let ashby = AshbyClient::new(http.clone(), USER_AGENT, config.ashby_timeout);
+        let loopback = if config.allow_insecure_loopback {
+            LoopbackHttp::Allow
+        } else {
+            LoopbackHttp::Refuse
+        };
+        let vendor_client = VendorClient::new(
+            http,
+            USER_AGENT,
+            config.vendor_timeout,
+            loopback,
+            clock.clone(),
+        );
+        Self {
+            ats: Arc::new(AshbyGateway::new(ashby, secrets.clone(), names.clone())),
+            vendors: Arc::new(SignedProtocol::new(vendor_client, secrets, names)),
             config,
             store,
-            secrets,
+            clock,
             metrics: Metrics::from_env(),
-        })
+        }
+    }
+
+    /// An app over ports given one by one: tests that replace a gateway with a fake.
+    pub fn from_ports(
+        config: Config,
+        store: Arc<dyn Store>,
+        ats: Arc<dyn AtsGateway>,
+        vendors: Arc<dyn VendorGateway>,
+        clock: Arc<dyn Clock>,
+    ) -> Self {
+        Self {
+            config,
+            store,
+            ats,
+            vendors,
+            clock,
+            metrics: Metrics::from_env(),
+        }
+    }
+
+    /// The clock the use cases read.
+    pub fn clock(&self) -> &dyn Clock {
+        self.clock.as_ref()
     }
 
     /// The production wiring in a Lambda function: DynamoDB and a cached Secrets Manager, set up
@@ -112,7 +147,13 @@ impl App {
             SecretsManagerSource::new(aws_sdk_secretsmanager::Client::from_conf(secrets_manager)),
             config.secret_cache_ttl,
         );
-        Self::with_http(config, Arc::new(store), Arc::new(secrets), http)
+        Ok(Self::wire(
+            config,
+            Arc::new(store),
+            Arc::new(secrets),
+            Arc::new(SystemClock),
+            http,
+        ))
     }
 }
 
@@ -154,10 +195,6 @@ impl LambdaAws {
             endpoint_url: set("AWS_ENDPOINT_URL"),
         })
     }
-}
-
-pub fn now_ms() -> crate::clock::Timestamp {
-    crate::clock::Clock::now(&crate::clock::SystemClock)
 }
 
 #[cfg(test)]

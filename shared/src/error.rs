@@ -6,7 +6,7 @@ use http::StatusCode;
 use lambda_http::{Body, Response};
 use serde::Serialize;
 
-use crate::ashby::ErrorBody;
+use crate::ats::ashby::ErrorBody;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {

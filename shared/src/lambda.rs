@@ -7,9 +7,11 @@ use lambda_runtime::LambdaEvent;
 
 use crate::app::App;
 use crate::handlers::{Endpoint, dispatch};
+use crate::usecases::deliver::run_due;
 
-/// Serves one endpoint until the runtime stops the process. Fails only at init (bad config).
-pub async fn serve(endpoint: Endpoint) -> Result<(), lambda_http::Error> {
+/// Serves endpoint `E` until the runtime stops the process. Fails only at init (bad config).
+/// Generic, so that each function's binary links its own handler and no other.
+pub async fn serve<E: Endpoint>() -> Result<(), lambda_http::Error> {
     crate::telemetry::init();
     let app = App::from_env().await.map_err(|e| {
         tracing::error!(error = format!("{e:#}"), "cold start failed");
@@ -17,7 +19,7 @@ pub async fn serve(endpoint: Endpoint) -> Result<(), lambda_http::Error> {
     })?;
     let app = &app;
     lambda_http::run(service_fn(move |req: Request| async move {
-        Ok::<Response<Body>, std::convert::Infallible>(dispatch(app, endpoint, req).await)
+        Ok::<Response<Body>, std::convert::Infallible>(dispatch::<E>(app, req).await)
     }))
     .await
 }
@@ -44,8 +46,7 @@ pub async fn serve_scheduled() -> Result<(), lambda_runtime::Error> {
                 .unwrap_or_default()
                 .saturating_sub(Duration::from_secs(15));
             let started = std::time::Instant::now();
-            let (report, waited) =
-                crate::waits::account(crate::delivery::run_due(app, RUN_LIMIT, budget)).await;
+            let (report, waited) = crate::waits::account(run_due(app, RUN_LIMIT, budget)).await;
             tracing::info!(
                 elapsed_us = started.elapsed().as_micros() as u64,
                 waited_us = waited.as_micros() as u64,

@@ -1,11 +1,10 @@
 //! The assessment-partner hub between Ashby and background-check / assessment vendors.
-//! Shared by the four Lambda functions, the local hub and the tests.
+//! Shared by the Lambda functions, the local hub and the tests.
 
 pub mod app;
-pub mod ashby;
+pub mod ats;
 pub mod clock;
 pub mod config;
-pub mod delivery;
 pub mod domain;
 pub mod error;
 pub mod handlers;
@@ -17,6 +16,7 @@ pub mod secrets;
 pub mod store;
 pub mod telemetry;
 pub mod transport;
+pub mod usecases;
 pub mod vendors;
 pub mod waits;
 

@@ -250,8 +250,10 @@ impl Metrics {
         match &self.sink {
             Sink::Stdout => {
                 // One `println!` holds the stdout lock for the whole line, so it never
-                // interleaves with a log line written by another task.
-                println!("{}", emf_line(&sample, crate::app::now_ms().as_ms()));
+                // interleaves with a log line written by another task. Stamped with when it is
+                // written, like every log line (the system clock, not the use cases').
+                let now = crate::clock::Clock::now(&crate::clock::SystemClock);
+                println!("{}", emf_line(&sample, now.as_ms()));
             }
             Sink::Memory(m) => {
                 if let Ok(mut m) = m.lock() {

@@ -136,6 +136,19 @@ fn classify(e: reqwest::Error) -> ConnectorError {
     }
 }
 
+/// A transport error without the URL (which may carry a query string) or any body.
+pub fn describe_transport(e: &reqwest::Error) -> String {
+    if e.is_timeout() {
+        "timed out".into()
+    } else if e.is_connect() {
+        "connection failed".into()
+    } else if e.is_body() || e.is_decode() {
+        "response body unreadable".into()
+    } else {
+        "request failed".into()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -2,5 +2,5 @@
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
-    hub::lambda::serve(hub::handlers::Endpoint::Cancel).await
+    hub::lambda::serve::<hub::handlers::cancel::Cancel>().await
 }

@@ -2,5 +2,5 @@
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
-    hub::lambda::serve(hub::handlers::Endpoint::ListAssessments).await
+    hub::lambda::serve::<hub::handlers::list_assessments::ListAssessments>().await
 }

@@ -2,5 +2,5 @@
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
-    hub::lambda::serve(hub::handlers::Endpoint::ResultCallback).await
+    hub::lambda::serve::<hub::handlers::result_callback::ResultCallback>().await
 }

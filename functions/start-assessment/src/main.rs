@@ -2,5 +2,5 @@
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
-    hub::lambda::serve(hub::handlers::Endpoint::StartAssessment).await
+    hub::lambda::serve::<hub::handlers::start_assessment::StartAssessment>().await
 }

@@ -95,7 +95,6 @@ async fn main() -> anyhow::Result<()> {
 /// A start body for the demo tenant's first package, ready to paste.
 async fn demo_start_body(hub: &hub_local::server::RunningHub) -> String {
     let type_id = match hub
-        .app
         .store
         .tenant(&hub::domain::TenantId::parse("demo").unwrap_or_else(|_| unreachable!()))
         .await

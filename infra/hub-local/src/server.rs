@@ -12,9 +12,9 @@ use axum::body::Body as AxumBody;
 use axum::response::{IntoResponse, Response};
 use hub::domain::TokenHash;
 use hub::error::ApiError;
-use hub::handlers::{Endpoint, MAX_BODY_BYTES, dispatch};
+use hub::handlers::{MAX_BODY_BYTES, Route};
 use hub::ports::AdminStore;
-use hub::secrets::{CachedSecrets, SecretSource, SecretsManagerSource, StaticSecrets};
+use hub::secrets::{CachedSecrets, SecretNames, SecretSource, SecretsManagerSource, StaticSecrets};
 use hub::store::{DynamoDbStore, MemoryStore};
 use hub::{App, Config};
 use secrecy::{ExposeSecret, SecretString};
@@ -131,8 +131,9 @@ pub async fn start(opts: Options) -> anyhow::Result<RunningHub> {
             )
         }
     };
-    let app = Arc::new(App::new(config, store.clone(), secrets)?);
-    load_registry(&app, store.as_ref(), &registry).await?;
+    let names = SecretNames::new(config.secret_prefix.clone());
+    let app = Arc::new(App::new(config, store.clone(), secrets.clone())?);
+    load_registry(store.as_ref(), secrets.as_ref(), &names, &registry).await?;
 
     let ashby = Arc::new(AshbyStandIn::new(
         registry.tenants.iter().map(|t| t.ashby_api_key.clone()),
@@ -179,24 +180,25 @@ async fn retry_loop(app: Arc<App>, interval: Duration) {
     loop {
         tokio::time::sleep(interval).await;
         let budget = interval.max(Duration::from_secs(30));
-        if let Err(e) = hub::delivery::run_due(&app, 500, budget).await {
+        if let Err(e) = hub::usecases::deliver::run_due(&app, 500, budget).await {
             tracing::warn!(error = %e, "scheduled delivery run failed");
         }
     }
 }
 
 async fn load_registry(
-    app: &App,
     store: &dyn AdminStore,
+    secrets: &dyn SecretSource,
+    names: &SecretNames,
     registry: &LocalConfig,
 ) -> anyhow::Result<()> {
     for v in registry.vendor_records() {
         store.put_vendor(&v).await?;
     }
     for v in &registry.vendors {
-        app.secrets
+        secrets
             .put(
-                &app.names.signing_secret(&v.id),
+                &names.signing_secret(&v.id),
                 &SecretString::from(v.signing_secret.clone()),
             )
             .await?;
@@ -206,9 +208,9 @@ async fn load_registry(
         store
             .put_tenant(&LocalConfig::tenant_record(t), &TokenHash::of(&token))
             .await?;
-        app.secrets
+        secrets
             .put(
-                &app.names.ashby_api_key(&t.id),
+                &names.ashby_api_key(&t.id),
                 &SecretString::from(t.ashby_api_key.clone()),
             )
             .await?;
@@ -222,7 +224,7 @@ async fn hub_route(
     req: axum::extract::Request,
 ) -> Response {
     let (parts, body) = req.into_parts();
-    let Some(endpoint) = Endpoint::route(parts.uri.path()) else {
+    let Some(route) = Route::of(parts.uri.path()) else {
         return to_axum(
             ApiError::NotFound {
                 code: "not_found",
@@ -236,7 +238,7 @@ async fn hub_route(
         Err(_) => return to_axum(ApiError::PayloadTooLarge(MAX_BODY_BYTES).into_response(None)),
     };
     let req = http::Request::from_parts(parts, lambda_http::Body::from(bytes.to_vec()));
-    to_axum(dispatch(&app, endpoint, req).await)
+    to_axum(route.serve(&app, req).await)
 }
 
 fn to_axum(resp: lambda_http::Response<lambda_http::Body>) -> Response {

@@ -43,7 +43,7 @@ pub fn summary(d: &Delivery, reveal_pii: bool) -> String {
             body["package_id"].as_str().unwrap_or("?")
         ),
         DeliveryKind::VendorCancel => "cancel".into(),
-        DeliveryKind::AshbyUpdate => {
+        DeliveryKind::AtsUpdate => {
             if let Some(reason) = body["cancelled_reason"]["value"].as_str() {
                 format!("cancelled: {reason}")
             } else if body.get("assessment_result").is_some() {

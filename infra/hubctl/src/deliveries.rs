@@ -128,7 +128,7 @@ async fn redeliver(
             ));
         }
     };
-    let now = hub::app::now_ms();
+    let now = hub::clock::Clock::now(&hub::clock::SystemClock);
     let mut done = Vec::new();
     for (id, seq) in &targets {
         if ctx

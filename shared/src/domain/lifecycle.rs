@@ -1,7 +1,12 @@
-//! The assessment lifecycle. Transitions are pure functions over the current state; the store
-//! applies the result with a conditional write so that concurrent requests cannot both succeed.
+//! The assessment lifecycle. Transitions are pure functions over the current state; each says
+//! where the assessment goes and what the ATS is owed ([`Notice`]), with every status label the
+//! hub writes defined once in [`labels`]. The use cases apply a transition with a conditional
+//! write, so that concurrent requests cannot both succeed.
 
 use serde::{Deserialize, Serialize};
+use url::Url;
+
+use super::fields::{Field, ids};
 
 /// Where an assessment is, from the hub's point of view.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -99,8 +104,231 @@ pub enum CallbackEffect {
     Ignore,
 }
 
+/// Every status wording the hub itself writes to the ATS.
+pub mod labels {
+    /// An order the vendor accepted; "Started" makes Ashby record the start time.
+    pub const STARTED: &str = "Started";
+    /// An order waiting in the delivery queue.
+    pub const QUEUED: &str = "Queued: the provider is not reachable yet; the hub keeps trying";
+    /// In progress, when the vendor gives no wording of its own.
+    pub const IN_PROGRESS: &str = "In progress";
+    /// Completed, when the vendor gives no wording of its own.
+    pub const COMPLETED: &str = "Completed";
+    /// The result's label when a completed callback carries no result.
+    pub const RESULT: &str = "Result";
+    /// The label of the report link.
+    pub const FULL_REPORT: &str = "Full report";
+    /// Titles and default reasons of an assessment that ended without a result.
+    pub const NOT_ACCEPTED: &str = "Not accepted by the provider";
+    pub const NOT_ACCEPTED_REASON: &str = "The provider could not accept this request.";
+    pub const FAILED: &str = "Failed";
+    pub const FAILED_REASON: &str = "The provider could not complete the check.";
+    pub const UNREACHABLE_REASON: &str =
+        "The provider could not be reached, so the assessment was not ordered.";
+    pub const EXPIRED: &str = "Expired";
+    pub const EXPIRED_REASON: &str = "The assessment expired before it was completed.";
+    pub const CANCELLED: &str = "Cancelled";
+    pub const CANCELLED_REASON: &str = "The provider cancelled the assessment.";
+}
+
 /// The in-progress wording Ashby shows when the vendor gives none.
-pub const IN_PROGRESS_LABEL: &str = "In progress";
+pub const IN_PROGRESS_LABEL: &str = labels::IN_PROGRESS;
+
+/// What a vendor reported about an assessment, parsed and checked (see `vendors::callback`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct VendorUpdate {
+    pub status: VendorStatus,
+    /// The vendor's wording of the status, if any (never blank).
+    pub label: Option<String>,
+    pub result: Option<Field>,
+    /// Required when `status` is `Completed`.
+    pub report_url: Option<Url>,
+    pub metadata: Vec<Field>,
+}
+
+/// What the ATS is told about an assessment, in the ATS's neutral terms; each ATS adapter turns
+/// it into its own message.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Notice {
+    /// Where it stands, in words ("Started", the vendor's in-progress wording).
+    Progress { label: String, metadata: Vec<Field> },
+    /// Done, with its result and the link to the full report.
+    Completed {
+        label: String,
+        result: Field,
+        report_url: Option<Url>,
+        metadata: Vec<Field>,
+    },
+    /// Over without a result: refused, failed, expired or cancelled by the vendor.
+    Ended {
+        title: String,
+        reason: String,
+        metadata: Vec<Field>,
+    },
+}
+
+/// A move of an assessment to a new status, with what it records and what the ATS is owed.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Transition {
+    pub status: Status,
+    /// The label kept as the one last reported (for `in_progress` news), if any.
+    pub label: Option<String>,
+    /// The vendor's refusal, kept to answer a repeated start.
+    pub rejection: Option<String>,
+    /// The vendor's reference, when its acceptance named one.
+    pub reference: Option<String>,
+    /// What the ATS must be told, if anything.
+    pub notice: Option<Notice>,
+}
+
+impl Transition {
+    fn to(status: Status) -> Self {
+        Self {
+            status,
+            label: None,
+            rejection: None,
+            reference: None,
+            notice: None,
+        }
+    }
+}
+
+/// What a vendor's update does to an assessment in `current` (last reported as
+/// `current_label`), and what the ATS is told; `None` when nothing changes.
+pub fn on_vendor_update(
+    current: Status,
+    current_label: Option<&str>,
+    u: &VendorUpdate,
+) -> Option<Transition> {
+    let CallbackEffect::Transition(status) = on_callback(
+        current,
+        current_label,
+        u.status,
+        u.label.as_deref(),
+        !u.metadata.is_empty(),
+    ) else {
+        return None;
+    };
+    let metadata = u.metadata.clone();
+    let (label, notice) = match status {
+        Status::InProgress => {
+            let l = u
+                .label
+                .clone()
+                .unwrap_or_else(|| labels::IN_PROGRESS.into());
+            let n = Notice::Progress {
+                label: l.clone(),
+                metadata,
+            };
+            (Some(l), n)
+        }
+        Status::Completed => {
+            let l = u.label.clone().unwrap_or_else(|| labels::COMPLETED.into());
+            let result = u
+                .result
+                .clone()
+                .unwrap_or_else(|| Field::text(ids::RESULT, labels::RESULT, l.clone()));
+            let n = Notice::Completed {
+                label: l.clone(),
+                result,
+                report_url: u.report_url.clone(),
+                metadata,
+            };
+            (Some(l), n)
+        }
+        other => {
+            let (title, default_reason) = match other {
+                Status::Failed => (labels::FAILED, labels::FAILED_REASON),
+                Status::Expired => (labels::EXPIRED, labels::EXPIRED_REASON),
+                _ => (labels::CANCELLED, labels::CANCELLED_REASON),
+            };
+            let n = Notice::Ended {
+                title: title.into(),
+                reason: u.label.clone().unwrap_or_else(|| default_reason.into()),
+                metadata,
+            };
+            (None, n)
+        }
+    };
+    Some(Transition {
+        label,
+        notice: Some(notice),
+        ..Transition::to(status)
+    })
+}
+
+/// How the vendor answered an order.
+#[derive(Debug, Clone, PartialEq)]
+pub enum OrderAnswer {
+    /// Accepted, with the vendor's reference if it gave one.
+    Accepted(Option<String>),
+    /// Refused (its 422), in the vendor's words for the recruiter.
+    Rejected(String),
+    /// Never answered within the maximum age: the hub gave up.
+    Abandoned,
+}
+
+/// What the vendor's answer to an order does to an assessment in `current`. `announce`: the ATS
+/// must be told (an order placed from the queue; a start request tells Ashby in its answer).
+/// `None` once a callback or a cancel moved the assessment on: that is kept.
+pub fn on_order_answer(
+    current: Status,
+    answer: &OrderAnswer,
+    announce: bool,
+) -> Option<Transition> {
+    if current != Status::Ordering {
+        return None;
+    }
+    let mut t = match answer {
+        OrderAnswer::Accepted(reference) => Transition {
+            label: Some(labels::STARTED.into()),
+            reference: reference.clone(),
+            notice: Some(Notice::Progress {
+                label: labels::STARTED.into(),
+                metadata: vec![],
+            }),
+            ..Transition::to(Status::Ordered)
+        },
+        OrderAnswer::Rejected(message) => Transition {
+            rejection: Some(message.clone()),
+            notice: Some(Notice::Ended {
+                title: labels::NOT_ACCEPTED.into(),
+                reason: message.clone(),
+                metadata: vec![],
+            }),
+            ..Transition::to(Status::Rejected)
+        },
+        OrderAnswer::Abandoned => {
+            // The ATS was told "Queued": it must always hear how that ended.
+            return Some(Transition {
+                notice: Some(Notice::Ended {
+                    title: labels::FAILED.into(),
+                    reason: labels::UNREACHABLE_REASON.into(),
+                    metadata: vec![],
+                }),
+                ..Transition::to(Status::Failed)
+            });
+        }
+    };
+    if !announce {
+        t.notice = None;
+    }
+    Some(t)
+}
+
+/// Cancelling an assessment at the ATS's request: the vendor is owed a cancel, the ATS nothing
+/// (it asked).
+pub fn cancelled_by_ats() -> Transition {
+    Transition::to(Status::Cancelled)
+}
+
+/// The label the ATS is shown for an assessment as it stands (the answer to a repeated start).
+pub fn current_label(status: Status, last_label: Option<&str>) -> &str {
+    match status {
+        Status::Ordering => labels::QUEUED,
+        _ => last_label.unwrap_or(labels::STARTED),
+    }
+}
 
 /// Decides a callback's effect. `current_label` is the status label last reported to Ashby;
 /// `reported_label` the vendor's (defaulted to `IN_PROGRESS_LABEL` for `in_progress`);
@@ -236,6 +464,82 @@ mod tests {
         for s in Status::ALL {
             assert_eq!(Status::parse(s.as_str()), Some(s));
         }
+    }
+
+    fn update(status: VendorStatus, label: Option<&str>) -> VendorUpdate {
+        VendorUpdate {
+            status,
+            label: label.map(str::to_owned),
+            result: None,
+            report_url: None,
+            metadata: vec![],
+        }
+    }
+
+    #[test]
+    fn a_completed_update_without_a_result_reports_its_label_as_the_result() {
+        let t = on_vendor_update(
+            Status::InProgress,
+            None,
+            &update(VendorStatus::Completed, Some("Clear")),
+        )
+        .expect("a transition");
+        assert_eq!(t.status, Status::Completed);
+        let Some(Notice::Completed { result, label, .. }) = t.notice else {
+            panic!("completed notice expected");
+        };
+        assert_eq!(
+            (label.as_str(), result.identifier.as_str()),
+            ("Clear", ids::RESULT)
+        );
+    }
+
+    #[test]
+    fn an_update_that_ends_an_assessment_gives_a_reason_even_without_a_label() {
+        for (status, title, reason) in [
+            (VendorStatus::Failed, labels::FAILED, labels::FAILED_REASON),
+            (
+                VendorStatus::Expired,
+                labels::EXPIRED,
+                labels::EXPIRED_REASON,
+            ),
+            (
+                VendorStatus::Cancelled,
+                labels::CANCELLED,
+                labels::CANCELLED_REASON,
+            ),
+        ] {
+            let t = on_vendor_update(Status::Ordered, None, &update(status, None)).expect("moves");
+            assert_eq!(t.label, None);
+            assert_eq!(
+                t.notice,
+                Some(Notice::Ended {
+                    title: title.into(),
+                    reason: reason.into(),
+                    metadata: vec![]
+                })
+            );
+        }
+    }
+
+    #[test]
+    fn an_order_answer_is_announced_only_when_asked_and_never_overrides_news() {
+        let accepted = OrderAnswer::Accepted(Some("R-1".into()));
+        let quiet = on_order_answer(Status::Ordering, &accepted, false).expect("moves");
+        assert_eq!((quiet.status, quiet.notice), (Status::Ordered, None));
+        assert_eq!(quiet.reference.as_deref(), Some("R-1"));
+        let told = on_order_answer(Status::Ordering, &accepted, true).expect("moves");
+        assert!(
+            matches!(told.notice, Some(Notice::Progress { ref label, .. }) if label == labels::STARTED)
+        );
+        assert_eq!(on_order_answer(Status::InProgress, &accepted, true), None);
+        let gave_up =
+            on_order_answer(Status::Ordering, &OrderAnswer::Abandoned, false).expect("moves");
+        assert_eq!(gave_up.status, Status::Failed);
+        assert!(
+            gave_up.notice.is_some(),
+            "the ATS always hears that a queued order failed"
+        );
     }
 
     #[test]

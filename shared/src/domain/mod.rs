@@ -1,10 +1,12 @@
 //! Pure domain: identifiers, records and the assessment lifecycle. No I/O here.
 
+pub mod fields;
 pub mod ids;
 pub mod lifecycle;
 pub mod records;
 pub mod token;
 
+pub use fields::{Field, FieldKind, FieldValue};
 pub use ids::*;
 pub use lifecycle::*;
 pub use records::*;

@@ -95,11 +95,29 @@ impl fmt::Debug for Candidate {
     }
 }
 
+/// The job an assessment is for, as the ATS names it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Job {
+    pub id: String,
+    pub name: String,
+    pub req_id: Option<String>,
+}
+
+/// What a recruiter asked for: one assessment type for one candidate of one application.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Order {
+    pub assessment_type_id: AssessmentTypeId,
+    pub candidate: Candidate,
+    /// The ATS's application id: with the tenant and the type, the start-idempotency key.
+    pub application_id: String,
+    pub job: Job,
+}
+
 /// What a delivery carries, and so where it goes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum DeliveryKind {
-    /// An `assessment.update` to the tenant's Ashby.
-    AshbyUpdate,
+    /// A message to the tenant's ATS (an `assessment.update` to Ashby).
+    AtsUpdate,
     /// An `assessment.requested` order to the vendor (carries candidate PII).
     VendorOrder,
     /// An `assessment.cancelled` to the vendor.
@@ -109,14 +127,14 @@ pub enum DeliveryKind {
 impl DeliveryKind {
     pub fn as_str(self) -> &'static str {
         match self {
-            Self::AshbyUpdate => "ashby_update",
+            Self::AtsUpdate => "ashby_update",
             Self::VendorOrder => "vendor_order",
             Self::VendorCancel => "vendor_cancel",
         }
     }
     pub fn parse(s: &str) -> Option<Self> {
         Some(match s {
-            "ashby_update" => Self::AshbyUpdate,
+            "ashby_update" => Self::AtsUpdate,
             "vendor_order" => Self::VendorOrder,
             "vendor_cancel" => Self::VendorCancel,
             _ => return None,
@@ -124,7 +142,7 @@ impl DeliveryKind {
     }
     /// Deliveries to the same party go out in sequence; the two parties are independent.
     pub fn to_vendor(self) -> bool {
-        !matches!(self, Self::AshbyUpdate)
+        !matches!(self, Self::AtsUpdate)
     }
 }
 

@@ -1,4 +1,4 @@
-//! One module per function: parse the request, make one domain call, answer. Every expected
+//! One module per function: parse the request, make one use-case call, answer. Every expected
 //! failure becomes `Ok(Response)` with a JSON body; a handler never returns `Err` (which API
 //! Gateway would turn into a bare 502) and never panics on input.
 
@@ -6,6 +6,8 @@ pub mod cancel;
 pub mod list_assessments;
 pub mod result_callback;
 pub mod start_assessment;
+
+use std::future::Future;
 
 use base64::Engine;
 use lambda_http::{Body, Request, RequestExt, Response};
@@ -19,18 +21,29 @@ use crate::error::ApiError;
 /// Largest body accepted from Ashby or a vendor. Real bodies are a few KiB.
 pub const MAX_BODY_BYTES: usize = 256 * 1024;
 
-/// The four entry points; one Lambda function each.
+/// One HTTP entry point. Each Lambda function serves one (`lambda::serve::<E>`), so its binary
+/// links that handler alone; the local hub routes to all of them.
+pub trait Endpoint {
+    /// The `endpoint` field of its log lines.
+    const NAME: &'static str;
+    fn handle<'a>(
+        app: &'a App,
+        req: &'a Request,
+    ) -> impl Future<Output = Result<Response<Body>, ApiError>> + Send + 'a;
+}
+
+/// The routes, as API Gateway (and the local hub) match them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Endpoint {
+pub enum Route {
     ListAssessments,
     StartAssessment,
     Cancel,
     ResultCallback,
 }
 
-impl Endpoint {
-    /// The route as API Gateway (and the local hub) matches it.
-    pub fn route(path: &str) -> Option<Self> {
+impl Route {
+    /// The route of a path as Ashby (or a vendor) calls it.
+    pub fn of(path: &str) -> Option<Self> {
         match path {
             "/assessment.list" => Some(Self::ListAssessments),
             "/assessment.start" => Some(Self::StartAssessment),
@@ -40,22 +53,23 @@ impl Endpoint {
         }
     }
 
-    fn name(self) -> &'static str {
+    /// Serves `req` with this route's endpoint (the local hub's router).
+    pub async fn serve(self, app: &App, req: Request) -> Response<Body> {
         match self {
-            Self::ListAssessments => "list_assessments",
-            Self::StartAssessment => "start_assessment",
-            Self::Cancel => "cancel",
-            Self::ResultCallback => "result_callback",
+            Self::ListAssessments => dispatch::<list_assessments::ListAssessments>(app, req).await,
+            Self::StartAssessment => dispatch::<start_assessment::StartAssessment>(app, req).await,
+            Self::Cancel => dispatch::<cancel::Cancel>(app, req).await,
+            Self::ResultCallback => dispatch::<result_callback::ResultCallback>(app, req).await,
         }
     }
 }
 
-/// Runs one request through its handler inside a span carrying only the request id.
-pub async fn dispatch(app: &App, endpoint: Endpoint, req: Request) -> Response<Body> {
+/// Runs one request through endpoint `E` inside a span carrying only the request id.
+pub async fn dispatch<E: Endpoint>(app: &App, req: Request) -> Response<Body> {
     let request_id = request_id(&req);
     let span = tracing::info_span!(
         "request",
-        endpoint = endpoint.name(),
+        endpoint = E::NAME,
         request_id = request_id.as_deref().unwrap_or("-"),
         tenant = tracing::field::Empty,
         vendor = tracing::field::Empty,
@@ -68,12 +82,7 @@ pub async fn dispatch(app: &App, endpoint: Endpoint, req: Request) -> Response<B
             if req.method() != http::Method::POST {
                 Err(ApiError::MethodNotAllowed)
             } else {
-                match endpoint {
-                    Endpoint::ListAssessments => list_assessments::handle(app, &req).await,
-                    Endpoint::StartAssessment => start_assessment::handle(app, &req).await,
-                    Endpoint::Cancel => cancel::handle(app, &req).await,
-                    Endpoint::ResultCallback => result_callback::handle(app, &req).await,
-                }
+                E::handle(app, &req).await
             }
         })
         .await;
@@ -163,13 +172,9 @@ fn trigger_token(req: &Request) -> Option<SecretString> {
 /// The calling tenant, or 401 without saying which half of the check failed.
 pub(crate) async fn authenticate(app: &App, req: &Request) -> Result<Tenant, ApiError> {
     let token = trigger_token(req).ok_or(ApiError::Unauthorized)?;
-    let tenant = app
-        .store
-        .tenant_by_token(&TokenHash::of(&token))
+    crate::usecases::catalogue::tenant_for(app, &TokenHash::of(&token))
         .await?
-        .ok_or(ApiError::Unauthorized)?;
-    tracing::Span::current().record("tenant", tenant.id.as_str());
-    Ok(tenant)
+        .ok_or(ApiError::Unauthorized)
 }
 
 #[cfg(test)]
@@ -218,14 +223,8 @@ mod tests {
 
     #[test]
     fn routes_match_what_ashby_appends_to_the_base_url() {
-        assert_eq!(
-            Endpoint::route("/assessment.start"),
-            Some(Endpoint::StartAssessment)
-        );
-        assert_eq!(
-            Endpoint::route("/callbacks/acme"),
-            Some(Endpoint::ResultCallback)
-        );
-        assert_eq!(Endpoint::route("/assessment.update"), None);
+        assert_eq!(Route::of("/assessment.start"), Some(Route::StartAssessment));
+        assert_eq!(Route::of("/callbacks/acme"), Some(Route::ResultCallback));
+        assert_eq!(Route::of("/assessment.update"), None);
     }
 }

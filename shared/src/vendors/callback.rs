@@ -1,15 +1,19 @@
 //! Vendor result callbacks. The signature is checked over the raw bytes first; only a
-//! `VerifiedPayload`, which nothing but `verify_signature` can make, is ever parsed.
+//! `VerifiedPayload`, which nothing but `verify_signature` can make, is ever parsed, and only
+//! parsing one makes a [`VerifiedCallback`]: a callback the use cases act on has been verified.
 
 use std::collections::HashSet;
 
 use http::HeaderMap;
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
+use subtle::ConstantTimeEq;
 use url::Url;
 
-use crate::ashby::{DataField, DataType, DataValue, RESERVED_IDS, RESULT_ID};
-use crate::domain::{AssessmentId, VendorStatus};
+use crate::clock::Timestamp;
+
+use crate::domain::fields::ids;
+use crate::domain::{AssessmentId, Field, FieldKind, FieldValue, VendorStatus, VendorUpdate};
 use crate::error::describe_json_error;
 
 /// Why a callback was refused, worded for the vendor's developers.
@@ -19,13 +23,23 @@ pub enum CallbackError {
     Signature(&'static str),
     #[error("{0}")]
     Invalid(String),
+    /// The hub could not read the vendor's signing secret: nothing was checked; try again.
+    #[error(transparent)]
+    Unavailable(#[from] crate::secrets::SecretError),
 }
 
 /// A body whose Standard Webhooks signature checked out against one of the vendor's secrets.
+/// Its fields are private: only `verify_signature` makes one.
 #[derive(Debug)]
 pub struct VerifiedPayload<'a> {
-    pub webhook_id: String,
-    pub body: &'a [u8],
+    webhook_id: String,
+    body: &'a [u8],
+}
+
+impl VerifiedPayload<'_> {
+    pub fn webhook_id(&self) -> &str {
+        &self.webhook_id
+    }
 }
 
 const MAX_WEBHOOK_ID: usize = 128;
@@ -34,11 +48,14 @@ const MAX_WEBHOOK_ID: usize = 128;
 const TOLERANCE_S: i64 = 5 * 60;
 
 /// Checks the `webhook-*` headers over `body` against each of `secrets` (current first, then the
-/// previous one during a rotation). Timestamps more than 5 minutes away from now are refused.
+/// previous one during a rotation). Timestamps more than 5 minutes away from `now` are refused.
+/// The signature is the crate's (`sign`), compared here in constant time: the crate's own
+/// `verify` reads the system clock, which would bypass the hub's injected one.
 pub fn verify_signature<'a>(
     secrets: &[SecretString],
     headers: &HeaderMap,
     body: &'a [u8],
+    now: Timestamp,
 ) -> Result<VerifiedPayload<'a>, CallbackError> {
     let webhook_id = headers
         .get(standardwebhooks::HEADER_WEBHOOK_ID)
@@ -62,27 +79,37 @@ pub fn verify_signature<'a>(
         .ok_or(CallbackError::Signature(
             "malformed webhook signature headers",
         ))?;
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or_default();
     if ts
-        .checked_sub(now)
+        .checked_sub(now.as_secs())
         .is_none_or(|skew| skew.unsigned_abs() > TOLERANCE_S.unsigned_abs())
     {
         return Err(CallbackError::Signature(
             "webhook-timestamp is more than 5 minutes from now",
         ));
     }
+    let signatures = headers
+        .get(standardwebhooks::HEADER_WEBHOOK_SIGNATURE)
+        .ok_or(CallbackError::Signature(
+            "missing webhook signature headers",
+        ))?
+        .to_str()
+        .map_err(|_| CallbackError::Signature("malformed webhook signature headers"))?;
     let mut outcome = CallbackError::Signature("no signing secret is configured for this vendor");
     for secret in secrets {
         let Ok(wh) = standardwebhooks::Webhook::new(secret.expose_secret()) else {
             continue;
         };
-        match wh.verify(body, headers) {
-            Ok(()) => return Ok(VerifiedPayload { webhook_id, body }),
-            Err(e) => outcome = map_webhook_error(&e),
+        let expected = wh
+            .sign(&webhook_id, ts, body)
+            .map_err(|e| map_webhook_error(&e))?;
+        let matches = signatures
+            .split(' ')
+            .filter(|sig| sig.starts_with("v1,"))
+            .any(|sig| bool::from(sig.as_bytes().ct_eq(expected.as_bytes())));
+        if matches {
+            return Ok(VerifiedPayload { webhook_id, body });
         }
+        outcome = CallbackError::Signature("signature does not match");
     }
     Err(outcome)
 }
@@ -115,28 +142,39 @@ struct RawCallback {
     #[serde(default)]
     report_url: Option<String>,
     #[serde(default)]
-    metadata: Option<Vec<DataField>>,
+    metadata: Option<Vec<Field>>,
 }
 
 #[derive(Deserialize)]
 struct RawResult {
     #[serde(rename = "type")]
-    kind: DataType,
-    value: DataValue,
+    kind: FieldKind,
+    value: FieldValue,
     label: String,
     #[serde(default)]
     description: Option<String>,
 }
 
-/// A callback that parsed and passed every check: ready to apply.
+/// A callback whose signature verified and whose body parsed and passed every check: ready to
+/// apply. Its fields are private: only [`parse_callback`] of a [`VerifiedPayload`] makes one.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Callback {
-    pub assessment_id: AssessmentId,
-    pub status: VendorStatus,
-    pub status_label: Option<String>,
-    pub result: Option<DataField>,
-    pub report_url: Option<Url>,
-    pub metadata: Vec<DataField>,
+pub struct VerifiedCallback {
+    assessment_id: AssessmentId,
+    webhook_id: String,
+    update: VendorUpdate,
+}
+
+impl VerifiedCallback {
+    pub fn assessment_id(&self) -> AssessmentId {
+        self.assessment_id
+    }
+    /// The vendor's `webhook-id`: a replay of the same message carries the same one.
+    pub fn webhook_id(&self) -> &str {
+        &self.webhook_id
+    }
+    pub fn update(&self) -> &VendorUpdate {
+        &self.update
+    }
 }
 
 const MAX_LABEL: usize = 200;
@@ -165,20 +203,22 @@ fn parse_http_url(field: &str, s: &str) -> Result<Url, CallbackError> {
         .ok_or_else(|| CallbackError::Invalid(format!("{field} must be an absolute http(s) URL")))
 }
 
-fn check_field(field: &str, f: &DataField) -> Result<(), CallbackError> {
+fn check_field(field: &str, f: &Field) -> Result<(), CallbackError> {
     check_len(&format!("{field}.identifier"), &f.identifier, MAX_LABEL)?;
     check_len(&format!("{field}.label"), &f.label, MAX_LABEL)?;
     if let Some(d) = &f.description {
         check_len(&format!("{field}.description"), d, MAX_TEXT)?;
     }
     let ok = match (f.kind, &f.value) {
-        (DataType::NumericScore | DataType::NumericDurationMinutes, DataValue::Number(_)) => true,
-        (DataType::BooleanSuccess, DataValue::Bool(_)) => true,
-        (DataType::String, DataValue::Text(t)) => {
+        (FieldKind::NumericScore | FieldKind::NumericDurationMinutes, FieldValue::Number(_)) => {
+            true
+        }
+        (FieldKind::BooleanSuccess, FieldValue::Bool(_)) => true,
+        (FieldKind::String, FieldValue::Text(t)) => {
             check_len(&format!("{field}.value"), t, MAX_TEXT)?;
             true
         }
-        (DataType::Url, DataValue::Text(t)) => {
+        (FieldKind::Url, FieldValue::Text(t)) => {
             parse_http_url(&format!("{field}.value"), t)?;
             true
         }
@@ -187,21 +227,16 @@ fn check_field(field: &str, f: &DataField) -> Result<(), CallbackError> {
     if ok {
         Ok(())
     } else {
-        let want = match f.kind {
-            DataType::NumericScore | DataType::NumericDurationMinutes => "a number",
-            DataType::BooleanSuccess => "a boolean",
-            DataType::String => "a string",
-            DataType::Url => "an absolute http(s) URL string",
-        };
         Err(CallbackError::Invalid(format!(
-            "{field}.value must be {want} for its type"
+            "{field}.value must be {} for its type",
+            f.kind.expected()
         )))
     }
 }
 
 /// Parses and validates a verified callback body. Error messages name the offending field and
 /// never echo its value.
-pub fn parse_callback(payload: &VerifiedPayload<'_>) -> Result<Callback, CallbackError> {
+pub fn parse_callback(payload: &VerifiedPayload<'_>) -> Result<VerifiedCallback, CallbackError> {
     let raw: RawCallback = {
         let de = &mut serde_json::Deserializer::from_slice(payload.body);
         serde_path_to_error::deserialize(de)
@@ -222,8 +257,8 @@ pub fn parse_callback(payload: &VerifiedPayload<'_>) -> Result<Callback, Callbac
             "report_url is required when status is completed".into(),
         ));
     }
-    let result = raw.result.map(|r| DataField {
-        identifier: RESULT_ID.into(),
+    let result = raw.result.map(|r| Field {
+        identifier: ids::RESULT.into(),
         label: r.label,
         kind: r.kind,
         value: r.value,
@@ -247,7 +282,7 @@ pub fn parse_callback(payload: &VerifiedPayload<'_>) -> Result<Callback, Callbac
                 "{name}.identifier must not be empty"
             )));
         }
-        if RESERVED_IDS.contains(&m.identifier.as_str()) {
+        if ids::RESERVED.contains(&m.identifier.as_str()) {
             return Err(CallbackError::Invalid(format!(
                 "{name}.identifier is reserved by the hub"
             )));
@@ -258,13 +293,16 @@ pub fn parse_callback(payload: &VerifiedPayload<'_>) -> Result<Callback, Callbac
             )));
         }
     }
-    Ok(Callback {
+    Ok(VerifiedCallback {
         assessment_id,
-        status: raw.status,
-        status_label: raw.status_label.filter(|l| !l.trim().is_empty()),
-        result,
-        report_url,
-        metadata,
+        webhook_id: payload.webhook_id.clone(),
+        update: VendorUpdate {
+            status: raw.status,
+            label: raw.status_label.filter(|l| !l.trim().is_empty()),
+            result,
+            report_url,
+            metadata,
+        },
     })
 }
 
@@ -300,6 +338,10 @@ mod tests {
             .as_secs() as i64
     }
 
+    fn clock() -> Timestamp {
+        crate::clock::Clock::now(&crate::clock::SystemClock)
+    }
+
     fn verified(body: &[u8]) -> VerifiedPayload<'_> {
         VerifiedPayload {
             webhook_id: "msg_1".into(),
@@ -311,10 +353,10 @@ mod tests {
     fn a_correct_signature_verifies_and_a_wrong_secret_does_not() {
         let body = br#"{"a":1}"#;
         let h = signed(SECRET, "msg_1", now(), body);
-        let ok = verify_signature(&[SecretString::from(SECRET)], &h, body).expect("valid");
-        assert_eq!(ok.webhook_id, "msg_1");
+        let ok = verify_signature(&[SecretString::from(SECRET)], &h, body, clock()).expect("valid");
+        assert_eq!(ok.webhook_id(), "msg_1");
         let other = "whsec_QUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUE=";
-        assert!(verify_signature(&[SecretString::from(other)], &h, body).is_err());
+        assert!(verify_signature(&[SecretString::from(other)], &h, body, clock()).is_err());
     }
 
     #[test]
@@ -326,7 +368,8 @@ mod tests {
             verify_signature(
                 &[SecretString::from(new), SecretString::from(SECRET)],
                 &h,
-                body
+                body,
+                clock()
             )
             .is_ok()
         );
@@ -338,7 +381,7 @@ mod tests {
         for ts in [now() - 301, now() + 301] {
             let h = signed(SECRET, "msg_1", ts, body);
             assert_eq!(
-                verify_signature(&[SecretString::from(SECRET)], &h, body).map(|_| ()),
+                verify_signature(&[SecretString::from(SECRET)], &h, body, clock()).map(|_| ()),
                 Err(CallbackError::Signature(
                     "webhook-timestamp is more than 5 minutes from now"
                 ))
@@ -359,7 +402,7 @@ mod tests {
             let mut h = signed(SECRET, "msg_1", now(), body);
             h.insert("webhook-timestamp", HeaderValue::from_str(ts).expect("hv"));
             assert!(
-                verify_signature(&[SecretString::from(SECRET)], &h, body).is_err(),
+                verify_signature(&[SecretString::from(SECRET)], &h, body, clock()).is_err(),
                 "{ts}"
             );
         }
@@ -368,13 +411,31 @@ mod tests {
     #[test]
     fn a_tampered_body_or_empty_signature_is_refused() {
         let h = signed(SECRET, "msg_1", now(), b"{\"a\":1}");
-        assert!(verify_signature(&[SecretString::from(SECRET)], &h, b"{\"a\":2}").is_err());
+        assert!(
+            verify_signature(&[SecretString::from(SECRET)], &h, b"{\"a\":2}", clock()).is_err()
+        );
         let mut h2 = h.clone();
         h2.insert("webhook-signature", HeaderValue::from_static("v1,"));
-        assert!(verify_signature(&[SecretString::from(SECRET)], &h2, b"{\"a\":1}").is_err());
+        assert!(
+            verify_signature(&[SecretString::from(SECRET)], &h2, b"{\"a\":1}", clock()).is_err()
+        );
         let mut h3 = h;
         h3.remove("webhook-id");
-        assert!(verify_signature(&[SecretString::from(SECRET)], &h3, b"{\"a\":1}").is_err());
+        assert!(
+            verify_signature(&[SecretString::from(SECRET)], &h3, b"{\"a\":1}", clock()).is_err()
+        );
+    }
+
+    #[test]
+    fn the_tolerance_is_measured_on_the_injected_clock() {
+        let body = b"{}";
+        let signed_at = 1_000_000;
+        let h = signed(SECRET, "msg_1", signed_at, body);
+        let secrets = [SecretString::from(SECRET)];
+        let at = |s: i64| Timestamp::from_ms(s * 1000);
+        assert!(verify_signature(&secrets, &h, body, at(signed_at + 299)).is_ok());
+        assert!(verify_signature(&secrets, &h, body, at(signed_at - 299)).is_ok());
+        assert!(verify_signature(&secrets, &h, body, at(signed_at + 301)).is_err());
     }
 
     #[test]
@@ -424,8 +485,13 @@ mod tests {
             "result":{"type":"boolean_success","value":true,"label":"Clear"},
             "metadata":[{"identifier":"eta","label":"Took","type":"numeric_duration_minutes","value":74}]}"#;
         let cb = parse_callback(&verified(body)).expect("valid");
-        assert_eq!(cb.status, VendorStatus::Completed);
-        assert_eq!(cb.result.map(|r| r.identifier), Some("result".into()));
-        assert_eq!(cb.metadata.len(), 1);
+        let u = cb.update();
+        assert_eq!(u.status, VendorStatus::Completed);
+        assert_eq!(
+            u.result.as_ref().map(|r| r.identifier.as_str()),
+            Some("result")
+        );
+        assert_eq!(u.metadata.len(), 1);
+        assert_eq!(cb.webhook_id(), "msg_1");
     }
 }

@@ -2,14 +2,17 @@
 //! network errors, 429 and 5xx. The signature is made afresh per attempt (its timestamp must be
 //! current); the `webhook-id` stays the same so the vendor can deduplicate.
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::sync::Arc;
+use std::time::Duration;
 
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 use url::Url;
 
 use super::url_policy::{LoopbackHttp, check_order_url};
-use crate::ashby::client::describe_transport;
+use crate::clock::Clock;
+use crate::retry::Backoff;
+use crate::transport::describe_transport;
 
 /// What the vendor said to an order or cancel.
 #[derive(Debug, Clone, PartialEq)]
@@ -44,8 +47,8 @@ pub struct VendorClient {
     loopback: LoopbackHttp,
     user_agent: String,
     timeout: Duration,
-    attempts: u32,
-    backoff: Duration,
+    /// Signatures carry the time they were made.
+    clock: Arc<dyn Clock>,
 }
 
 #[derive(Deserialize, Default)]
@@ -72,55 +75,38 @@ impl VendorClient {
         http: reqwest::Client,
         user_agent: impl Into<String>,
         timeout: Duration,
-        attempts: u32,
-        backoff: Duration,
         loopback: LoopbackHttp,
+        clock: Arc<dyn Clock>,
     ) -> Self {
         Self {
             http,
             loopback,
             user_agent: user_agent.into(),
             timeout,
-            attempts: attempts.max(1),
-            backoff,
+            clock,
         }
     }
 
-    /// POSTs `body` to `url`, signed with `secret` under message id `msg_id`, trying up to the
-    /// configured number of attempts.
+    /// POSTs `body` to `url`, signed with `secret` under message id `msg_id`, trying as `tries`
+    /// says (timeouts, network errors, 429 and 5xx are tried again; any other answer is final).
     pub async fn send(
         &self,
         url: &Url,
         secret: &SecretString,
         msg_id: &str,
         body: &[u8],
+        tries: Backoff,
     ) -> Result<VendorReply, VendorError> {
-        self.send_tries(url, secret, msg_id, body, self.attempts)
-            .await
-    }
-
-    /// `send` with an explicit number of attempts (the delivery queue retries by itself).
-    pub async fn send_tries(
-        &self,
-        url: &Url,
-        secret: &SecretString,
-        msg_id: &str,
-        body: &[u8],
-        attempts: u32,
-    ) -> Result<VendorReply, VendorError> {
-        let attempts = attempts.max(1);
+        let attempts = tries.tries.max(1);
         check_order_url(url, self.loopback).map_err(VendorError::UrlNotAllowed)?;
         let signer = standardwebhooks::Webhook::new(secret.expose_secret())
             .map_err(|_| VendorError::BadSecret)?;
         let mut last = String::new();
         for attempt in 0..attempts {
             if attempt > 0 {
-                tokio::time::sleep(self.backoff * 2u32.saturating_pow(attempt - 1)).await;
+                tries.wait(attempt).await;
             }
-            let ts = SystemTime::now()
-                .duration_since(UNIX_EPOCH)
-                .map(|d| d.as_secs() as i64)
-                .unwrap_or_default();
+            let ts = self.clock.now().as_secs();
             let signature = signer
                 .sign(msg_id, ts, body)
                 .map_err(|_| VendorError::BadSecret)?;

@@ -345,7 +345,7 @@ impl Fixture {
         tokio::time::sleep(Duration::from_millis(120)).await;
         match &self.host {
             Host::Local(h) => serde_json::to_value(
-                hub::delivery::run_due(&h.app, 500, Duration::from_secs(30))
+                hub::usecases::deliver::run_due(&h.app, 500, Duration::from_secs(30))
                     .await
                     .unwrap(),
             )

@@ -219,7 +219,8 @@ fn verifies(secret: &str, stored: &[String]) -> bool {
         .iter()
         .map(|s| SecretString::from(s.clone()))
         .collect();
-    hub::vendors::verify_signature(&secrets, &headers, body).is_ok()
+    let now = hub::clock::Clock::now(&hub::clock::SystemClock);
+    hub::vendors::verify_signature(&secrets, &headers, body, now).is_ok()
 }
 
 #[tokio::test]

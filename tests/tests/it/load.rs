@@ -250,7 +250,7 @@ async fn run(store: &str, table: Option<String>, in_flight: usize) {
         let reads = 50;
         let t = Instant::now();
         for _ in 0..reads {
-            hub.app.store.assessment(id).await.unwrap();
+            hub.store.assessment(id).await.unwrap();
         }
         println!(
             "  one store read (an assessment, on {store}), unloaded: {:.3} ms",

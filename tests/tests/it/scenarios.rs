@@ -493,7 +493,11 @@ pub async fn a_refused_ashby_key_parks_deliveries_until_they_are_redelivered(f: 
     f.ashby.set_mode(AshbyMode::Accept);
     assert!(
         store
-            .redeliver(aid, mine[0].seq, hub::app::now_ms())
+            .redeliver(
+                aid,
+                mine[0].seq,
+                hub::clock::Clock::now(&hub::clock::SystemClock)
+            )
             .await
             .unwrap()
     );

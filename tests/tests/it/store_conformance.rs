@@ -264,7 +264,7 @@ fn at(a: &Assessment) -> Timestamp {
 /// An Ashby update owing `body`, due at `at`.
 fn update(body: &str, at: Timestamp) -> NewDelivery {
     NewDelivery {
-        kind: DeliveryKind::AshbyUpdate,
+        kind: DeliveryKind::AtsUpdate,
         body: body.into(),
         next_attempt_ms: at,
         leased_until_ms: Timestamp::EPOCH,
@@ -1073,7 +1073,7 @@ async fn a_change_updates_the_assessment_and_appends_its_deliveries(store: S) {
         Delivery {
             assessment_id: a.id,
             seq: 2,
-            kind: DeliveryKind::AshbyUpdate,
+            kind: DeliveryKind::AtsUpdate,
             body: r#"{"n":1}"#.into(),
             state: DeliveryState::Pending,
             attempts: 0,

@@ -4,7 +4,8 @@
 use serde::{Deserialize, Serialize};
 
 use crate::clock::Timestamp;
-use crate::domain::{AssessmentId, AssessmentTypeId};
+use crate::domain::fields::ids;
+use crate::domain::{AssessmentId, AssessmentTypeId, Field, FieldKind, FieldValue, Notice, labels};
 
 /// `POST /assessment.start`, as Ashby sends it. Unknown fields are ignored (Ashby may add some).
 #[derive(Debug, Deserialize)]
@@ -106,7 +107,7 @@ pub struct StartResponse {
 }
 
 /// Ashby's data-field types.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum DataType {
     NumericScore,
@@ -117,7 +118,7 @@ pub enum DataType {
 }
 
 /// A data field's raw value: string, number or boolean.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(untagged)]
 pub enum DataValue {
     Bool(bool),
@@ -126,14 +127,14 @@ pub enum DataValue {
 }
 
 /// Ashby's `AssessmentDataField`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct DataField {
     pub identifier: String,
     pub label: String,
     #[serde(rename = "type")]
     pub kind: DataType,
     pub value: DataValue,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
 }
 
@@ -155,12 +156,30 @@ impl DataField {
     }
 }
 
-/// Identifiers the hub itself uses in `assessment.update`; vendor metadata may not reuse them.
-pub const STATUS_ID: &str = "status";
-pub const RESULT_ID: &str = "result";
-pub const REPORT_URL_ID: &str = "report_url";
-pub const CANCELLED_REASON_ID: &str = "cancelled_reason";
-pub const RESERVED_IDS: [&str; 4] = [STATUS_ID, RESULT_ID, REPORT_URL_ID, CANCELLED_REASON_ID];
+impl From<&Field> for DataField {
+    fn from(f: &Field) -> Self {
+        Self {
+            identifier: f.identifier.clone(),
+            label: f.label.clone(),
+            kind: match f.kind {
+                FieldKind::NumericScore => DataType::NumericScore,
+                FieldKind::NumericDurationMinutes => DataType::NumericDurationMinutes,
+                FieldKind::Url => DataType::Url,
+                FieldKind::String => DataType::String,
+                FieldKind::BooleanSuccess => DataType::BooleanSuccess,
+            },
+            value: match &f.value {
+                FieldValue::Bool(b) => DataValue::Bool(*b),
+                FieldValue::Number(n) => DataValue::Number(n.clone()),
+                FieldValue::Text(t) => DataValue::Text(t.clone()),
+            },
+            description: f.description.clone(),
+        }
+    }
+}
+
+/// The label of the status field in Ashby's assessment card.
+const STATUS_FIELD_LABEL: &str = "Status";
 
 /// `POST /assessment.update` (Ashby implements it; we call it).
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -196,41 +215,44 @@ impl UpdateRequest {
     /// A status-only update (`Started`, or the vendor's in-progress wording).
     pub fn status(assessment_id: AssessmentId, timestamp: Timestamp, label: &str) -> Self {
         Self {
-            assessment_status: Some(DataField::text(STATUS_ID, "Status", label)),
+            assessment_status: Some(DataField::text(ids::STATUS, STATUS_FIELD_LABEL, label)),
             ..Self::empty(assessment_id, timestamp)
         }
     }
 
-    /// The update that marks an assessment complete in Ashby.
-    pub fn completed(
-        assessment_id: AssessmentId,
-        timestamp: Timestamp,
-        status_label: &str,
-        result: DataField,
-        report_url: &str,
-        metadata: Vec<DataField>,
-    ) -> Self {
-        Self {
-            assessment_status: Some(DataField::text(STATUS_ID, "Status", status_label)),
-            assessment_result: Some(result),
-            assessment_profile_url: Some(DataField::url(REPORT_URL_ID, "Full report", report_url)),
-            metadata,
-            ..Self::empty(assessment_id, timestamp)
-        }
-    }
-
-    /// The update that marks an assessment cancelled in Ashby (by the vendor, or it failed/expired).
-    pub fn cancelled(
-        assessment_id: AssessmentId,
-        timestamp: Timestamp,
-        label: &str,
-        reason: &str,
-        metadata: Vec<DataField>,
-    ) -> Self {
-        Self {
-            cancelled_reason: Some(DataField::text(CANCELLED_REASON_ID, label, reason)),
-            metadata,
-            ..Self::empty(assessment_id, timestamp)
+    /// How Ashby is told `notice`: a status update, the update that marks the assessment
+    /// complete (result, "Full report" link), or the one that marks it cancelled with a reason.
+    pub fn from_notice(assessment_id: AssessmentId, timestamp: Timestamp, notice: &Notice) -> Self {
+        let fields = |m: &[Field]| m.iter().map(DataField::from).collect::<Vec<_>>();
+        match notice {
+            Notice::Progress { label, metadata } => Self {
+                metadata: fields(metadata),
+                ..Self::status(assessment_id, timestamp, label)
+            },
+            Notice::Completed {
+                label,
+                result,
+                report_url,
+                metadata,
+            } => Self {
+                assessment_result: Some(result.into()),
+                assessment_profile_url: Some(DataField::url(
+                    ids::REPORT_URL,
+                    labels::FULL_REPORT,
+                    report_url.as_ref().map(|u| u.as_str()).unwrap_or_default(),
+                )),
+                metadata: fields(metadata),
+                ..Self::status(assessment_id, timestamp, label)
+            },
+            Notice::Ended {
+                title,
+                reason,
+                metadata,
+            } => Self {
+                cancelled_reason: Some(DataField::text(ids::CANCELLED_REASON, title, reason)),
+                metadata: fields(metadata),
+                ..Self::empty(assessment_id, timestamp)
+            },
         }
     }
 }

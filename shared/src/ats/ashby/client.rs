@@ -6,6 +6,8 @@ use std::time::Duration;
 use secrecy::{ExposeSecret, SecretString};
 use url::Url;
 
+use crate::transport::describe_transport;
+
 /// Why Ashby did not accept an update. Messages carry no key and no candidate data.
 #[derive(Debug, thiserror::Error, Clone, PartialEq)]
 pub enum AshbyError {
@@ -122,19 +124,6 @@ pub fn endpoint(base: &Url, method: &str) -> Url {
     let path = format!("{}/{method}", base.path().trim_end_matches('/'));
     url.set_path(&path);
     url
-}
-
-/// A transport error without the URL (which may carry a query string) or any body.
-pub(crate) fn describe_transport(e: &reqwest::Error) -> String {
-    if e.is_timeout() {
-        "timed out".into()
-    } else if e.is_connect() {
-        "connection failed".into()
-    } else if e.is_body() || e.is_decode() {
-        "response body unreadable".into()
-    } else {
-        "request failed".into()
-    }
 }
 
 #[cfg(test)]

@@ -1,0 +1,53 @@
+//! The applicant-tracking systems the hub serves, behind one port: the use cases decide *what*
+//! the ATS is told ([`Notice`]); an ATS adapter decides how it is worded on the wire and sends it.
+//! Ashby is the one adapter today (`ashby`); its wire types never leave that module.
+
+pub mod ashby;
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+
+use crate::clock::Timestamp;
+use crate::domain::{AssessmentId, Notice, Tenant};
+
+/// Why the ATS did not take a message. Texts carry no key and no candidate data.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum AtsError {
+    /// No API key is stored for the tenant: someone must store one, then redeliver.
+    #[error("no ATS API key is stored for this tenant")]
+    NoCredentials,
+    /// The ATS refused the tenant's key (revoked, or without the permission the hub needs).
+    #[error("{0}")]
+    Unauthorized(String),
+    /// Throttled. `partner_wide`: the ATS throttles the partner across all its customers.
+    #[error("{detail}")]
+    RateLimited {
+        retry_after: Option<Duration>,
+        partner_wide: bool,
+        detail: String,
+    },
+    /// Unreachable, timed out, a 5xx, or the hub's secret store unavailable: worth retrying.
+    #[error("{0}")]
+    Unavailable(String),
+    /// The ATS refused this message.
+    #[error("{0}")]
+    Rejected(String),
+}
+
+/// Telling one ATS about its assessments.
+#[async_trait]
+pub trait AtsGateway: Send + Sync {
+    /// The exact body that tells the ATS `notice` about assessment `id` as of `at`. Kept in the
+    /// delivery queue and sent as it is on every try, so a retry repeats the same message.
+    /// `at` orders an assessment's messages: each is strictly later than the one before.
+    fn notice_body(
+        &self,
+        id: AssessmentId,
+        at: Timestamp,
+        notice: &Notice,
+    ) -> Result<String, serde_json::Error>;
+    /// Sends one body built by `notice_body` to `tenant`'s ATS. Success means the ATS took it;
+    /// the caller never sends that body again.
+    async fn send(&self, tenant: &Tenant, body: &str) -> Result<(), AtsError>;
+}

@@ -1,0 +1,43 @@
+//! Who is calling, and what they may start: the tenant a trigger token belongs to, and the
+//! assessment types (packages) it has enabled that their vendors still offer.
+
+use std::collections::HashMap;
+
+use crate::app::App;
+use crate::domain::{AssessmentTypeId, Package, Tenant, TokenHash};
+use crate::ports::StoreResult;
+
+/// The enabled tenant whose trigger token hashes to `token`.
+pub async fn tenant_for(app: &App, token: &TokenHash) -> StoreResult<Option<Tenant>> {
+    let tenant = app.store.tenant_by_token(token).await?;
+    if let Some(t) = &tenant {
+        tracing::Span::current().record("tenant", t.id.as_str());
+    }
+    Ok(tenant)
+}
+
+/// The tenant's enabled packages, as assessment types, in the tenant's order. A package its
+/// vendor no longer offers is left out (and logged for the operator).
+pub async fn assessment_types(
+    app: &App,
+    tenant: &Tenant,
+) -> StoreResult<Vec<(AssessmentTypeId, Package)>> {
+    let mut vendors = HashMap::new();
+    let mut types = Vec::with_capacity(tenant.packages.len());
+    for p in &tenant.packages {
+        if !vendors.contains_key(&p.vendor) {
+            let v = app.store.vendor(&p.vendor).await?;
+            vendors.insert(p.vendor.clone(), v);
+        }
+        let Some(package) = vendors
+            .get(&p.vendor)
+            .and_then(Option::as_ref)
+            .and_then(|v| v.package(&p.package))
+        else {
+            tracing::warn!(package = %p, "enabled package no longer offered by its vendor; not listed");
+            continue;
+        };
+        types.push((p.type_id(), package.clone()));
+    }
+    Ok(types)
+}
