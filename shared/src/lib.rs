@@ -8,6 +8,7 @@ pub mod delivery;
 pub mod domain;
 pub mod error;
 pub mod handlers;
+pub mod json;
 pub mod lambda;
 pub mod metrics;
 pub mod secrets;

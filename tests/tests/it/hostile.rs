@@ -925,6 +925,119 @@ async fn control_characters_are_escaped_on_the_way_out_or_refused_never_a_crash(
     f.stop().await;
 }
 
+/// serde's derived structs also read a JSON array, field by field in declaration order: without
+/// a guard, `["<id>"]` is a cancel and a signed `["<id>","completed",…]` a result.
+#[tokio::test]
+async fn bodies_written_as_json_arrays_are_a_400_and_change_nothing() {
+    let f = Fixture::local().await;
+    let hub = Hub::new(&f).await;
+    let orders_before = f.vendor.of_type("assessment.requested").len();
+
+    let b = hub
+        .expect(
+            &hub.request(
+                Door::Cancel,
+                json!([hub.cancel_id]).to_string().into_bytes(),
+            ),
+            400,
+        )
+        .await;
+    assert_eq!(b["message"], "request body must be a JSON object", "{b}");
+    assert!(f.vendor.of_type("assessment.cancelled").is_empty());
+
+    let positional = json!([
+        f.type_id,
+        [
+            "cand-1",
+            "Ada",
+            "Lovelace",
+            "ada@example.com",
+            "https://app.ashbyhq.com/c/1"
+        ],
+        [crate::helpers::fresh_app(), "Active"],
+        [
+            "job-1",
+            "Backend Engineer",
+            null,
+            "https://app.ashbyhq.com/j/1",
+            [[
+                "e9ed20fd-d45f-4aad-8a00-a19bfba0083e",
+                "Grace",
+                "Hopper",
+                "g@example.com",
+                "HM"
+            ]]
+        ]
+    ]);
+    let b = hub
+        .expect(
+            &hub.request(Door::Start, positional.to_string().into_bytes()),
+            400,
+        )
+        .await;
+    assert_eq!(b["message"], "request body must be a JSON object", "{b}");
+    let mut nested = f.start_body(&f.type_id, &crate::helpers::fresh_app());
+    nested["job"]["hiringTeam"] = json!([[
+        "e9ed20fd-d45f-4aad-8a00-a19bfba0083e",
+        "Grace",
+        "Hopper",
+        "g@example.com",
+        "HM"
+    ]]);
+    let b = hub
+        .expect(
+            &hub.request(Door::Start, nested.to_string().into_bytes()),
+            400,
+        )
+        .await;
+    assert_eq!(
+        b["message"], "job.hiringTeam[0] must be a JSON object",
+        "{b}"
+    );
+
+    for body in [
+        json!([hub.callback_id, "in_progress", "label"]),
+        json!([
+            hub.callback_id,
+            "completed",
+            "Clear",
+            ["numeric_score", 87, "Score"],
+            "https://vendor.example/reports/r-1"
+        ]),
+    ] {
+        let b = hub
+            .expect(
+                &hub.request(Door::Callback, body.to_string().into_bytes()),
+                400,
+            )
+            .await;
+        assert_eq!(b["message"], "request body must be a JSON object", "{b}");
+    }
+
+    assert_eq!(
+        f.vendor.of_type("assessment.requested").len(),
+        orders_before,
+        "no order was placed"
+    );
+    for id in [&hub.cancel_id, &hub.callback_id] {
+        let a = f
+            .store()
+            .assessment(hub::domain::AssessmentId::parse(id).unwrap())
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(a.status, hub::domain::Status::Ordered, "{id} is untouched");
+    }
+    assert!(
+        f.ashby
+            .received()
+            .iter()
+            .all(|u| u.body["assessment_id"] != hub.callback_id.as_str()),
+        "nothing reached Ashby"
+    );
+    f.stop().await;
+}
+
 #[tokio::test]
 async fn duplicate_keys_are_a_400_naming_the_field() {
     let f = Fixture::local().await;
@@ -1524,6 +1637,14 @@ fn sample(f: &Fixture, live_id: &str) -> Vec<(&'static str, Raw, u16)> {
             400,
         ),
         (
+            "cancel as an array",
+            with_auth(
+                "/assessment.cancel",
+                json!([live_id]).to_string().into_bytes(),
+            ),
+            400,
+        ),
+        (
             "cancel unknown id",
             with_auth("/assessment.cancel", unknown_id.into_bytes()),
             404,
@@ -1541,6 +1662,17 @@ fn sample(f: &Fixture, live_id: &str) -> Vec<(&'static str, Raw, u16)> {
         (
             "callback nested",
             signed("/callbacks/acme", VENDOR_SECRET, deep),
+            400,
+        ),
+        (
+            "callback as an array",
+            signed(
+                "/callbacks/acme",
+                VENDOR_SECRET,
+                json!([live_id, "in_progress", "label"])
+                    .to_string()
+                    .into_bytes(),
+            ),
             400,
         ),
         (
