@@ -444,6 +444,27 @@ mod tests {
     }
 
     #[test]
+    fn a_value_that_is_no_json_scalar_is_refused_in_json_terms() {
+        let body =
+            br#"{"assessment_id":"6a2f41a3-c54c-4f5e-a8e5-2a1c1d8e7d10","status":"in_progress",
+            "metadata":[{"identifier":"eta","label":"ETA","type":"string","value":{"days":3}}]}"#;
+        assert_eq!(
+            parse_callback(&verified(body)),
+            Err(CallbackError::Invalid(
+                "metadata[0].value must be a string, a number or a boolean".into()
+            ))
+        );
+        let body =
+            br#"{"assessment_id":"6a2f41a3-c54c-4f5e-a8e5-2a1c1d8e7d10","status":"finished"}"#;
+        assert_eq!(
+            parse_callback(&verified(body)),
+            Err(CallbackError::Invalid(
+                "status must be one of in_progress, completed, cancelled, failed, expired".into()
+            ))
+        );
+    }
+
+    #[test]
     fn a_full_completed_callback_parses() {
         let body = br#"{"assessment_id":"6a2f41a3-c54c-4f5e-a8e5-2a1c1d8e7d10","status":"completed",
             "status_label":"Clear","report_url":"https://v.example/r/1",

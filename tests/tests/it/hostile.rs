@@ -223,10 +223,63 @@ fn well_formed(req: &Raw, answer: Result<Answer, String>) -> Result<(u16, Value)
                 a.status
             ));
         }
+        for m in [&body["message"], &body["errorInfo"]["message"]] {
+            let words = rust_words(m.as_str().unwrap_or_default());
+            if !words.is_empty() {
+                return fail(format!(
+                    "status {} whose message speaks Rust ({words:?}): {body}",
+                    a.status
+                ));
+            }
+        }
     } else if body["success"] != true {
         return fail(format!("status {} without success:true: {body}", a.status));
     }
     Ok((a.status, body))
+}
+
+/// Words of Rust's or serde's vocabulary, and the hub's own type names, that an error message
+/// shown to Ashby, a recruiter or a vendor's developer must not contain: it says what was expected
+/// in the contract's words ("a JSON object", "a string", "one of Hired, Archived, …").
+fn rust_words(message: &str) -> Vec<String> {
+    const WORDS: [&str; 25] = [
+        "struct", "enum", "tuple", "variant", "newtype", "sequence", "unit", "Vec", "Option",
+        "Some", "None", "String", "str", "u8", "u16", "u32", "u64", "u128", "i8", "i16", "i32",
+        "i64", "i128", "f64", "usize",
+    ];
+    const TYPES: [&str; 16] = [
+        "StartRequest",
+        "StartCandidate",
+        "StartApplication",
+        "StartJob",
+        "HiringTeamMember",
+        "CancelRequest",
+        "RawCallback",
+        "RawResult",
+        "DataField",
+        "DataValue",
+        "DataType",
+        "VendorStatus",
+        "ApplicationStatus",
+        "AssessmentTypeId",
+        "AssessmentId",
+        "Uuid",
+    ];
+    let mut found: Vec<String> = message
+        .split(|c: char| !c.is_ascii_alphanumeric())
+        .filter(|w| WORDS.contains(w))
+        .map(str::to_owned)
+        .collect();
+    found.extend(
+        TYPES
+            .iter()
+            .filter(|t| message.contains(*t))
+            .map(|t| (*t).to_owned()),
+    );
+    if message.contains('`') {
+        found.push("`".into());
+    }
+    found
 }
 
 fn code(body: &Value) -> &str {
@@ -922,6 +975,62 @@ async fn control_characters_are_escaped_on_the_way_out_or_refused_never_a_crash(
             hub.expect(&hub.request(door, body), 400).await;
         }
     }
+    f.stop().await;
+}
+
+/// Every field of every body replaced by a value of every JSON type, removed, or the whole body
+/// replaced: each refusal says what was expected in the contract's words, never in Rust's.
+#[tokio::test]
+async fn no_refusal_of_a_malformed_body_names_a_rust_type() {
+    let f = Fixture::local().await;
+    let hub = Hub::new(&f).await;
+    let values = [
+        json!(null),
+        json!(true),
+        json!(0),
+        json!(-1),
+        json!(1.5),
+        json!(u64::MAX),
+        json!(""),
+        json!("x"),
+        json!([]),
+        json!(["x"]),
+        json!([1, 2, 3]),
+        json!({}),
+        json!({"x": 1}),
+    ];
+    let mut refusals = 0;
+    for door in [Door::Start, Door::Cancel, Door::Callback] {
+        let valid = hub.valid_body(door);
+        for pointer in pointers(&valid) {
+            let mut bodies: Vec<Value> = values
+                .iter()
+                .map(|v| {
+                    let mut b = valid.clone();
+                    *b.pointer_mut(&pointer).unwrap() = v.clone();
+                    b
+                })
+                .collect();
+            if !pointer.is_empty() {
+                bodies.push(mutate(
+                    &valid,
+                    &Mutation::Remove {
+                        at: pointers(&valid).iter().position(|p| *p == pointer).unwrap(),
+                    },
+                ));
+            }
+            for body in bodies {
+                let req = hub.request(door, body.to_string().into_bytes());
+                let (status, b) = hub.check(&req).await.unwrap_or_else(|e| panic!("{e}"));
+                if status >= 400 {
+                    refusals += 1;
+                    let msg = b["message"].as_str().unwrap();
+                    assert!(rust_words(msg).is_empty(), "{door:?} {pointer}: {msg:?}");
+                }
+            }
+        }
+    }
+    assert!(refusals > 300, "the sweep refused only {refusals} bodies");
     f.stop().await;
 }
 
