@@ -32,15 +32,9 @@ impl std::fmt::Debug for StartCandidate {
 #[derive(Debug, Deserialize)]
 pub struct StartApplication {
     pub ashby_id: String,
-    pub status: ApplicationStatus,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-pub enum ApplicationStatus {
-    Hired,
-    Archived,
-    Active,
-    Lead,
+    /// Ashby documents `Hired`, `Archived`, `Active` and `Lead`. Any string is taken: the hub
+    /// does not act on it, and a status Ashby adds later must not stop starts.
+    pub status: String,
 }
 
 #[derive(Debug, Deserialize)]

@@ -270,6 +270,21 @@ mod tests {
     }
 
     #[test]
+    fn any_application_status_parses_but_only_as_a_string() {
+        use crate::ashby::StartRequest;
+        for status in ["Active", "Interviewing", "Offer Extended", ""] {
+            let body = START.replace(r#""status":"Active""#, &format!(r#""status":"{status}""#));
+            let parsed = parse_json::<StartRequest>(body.as_bytes());
+            assert!(parsed.is_ok(), "{status:?}: {parsed:?}");
+        }
+        let body = START.replace(r#""status":"Active""#, r#""status":3"#);
+        assert_eq!(
+            refusal::<StartRequest>(&body),
+            "application.status must be a string"
+        );
+    }
+
+    #[test]
     fn routes_match_what_ashby_appends_to_the_base_url() {
         assert_eq!(
             Endpoint::route("/assessment.start"),

@@ -225,7 +225,7 @@ pub async fn a_malformed_start_is_a_400_naming_the_field_and_orders_nothing(f: &
     wrong["candidate"]["first_name"] = json!(42);
     cases.push((wrong, "candidate.first_name"));
     let mut bad_status = valid.clone();
-    bad_status["application"]["status"] = json!("Interviewing");
+    bad_status["application"]["status"] = json!(42);
     cases.push((bad_status, "application.status"));
     let mut bad_uuid = valid.clone();
     bad_uuid["assessment_type_id"] = json!("criminal-basic");
@@ -260,6 +260,18 @@ pub async fn a_malformed_start_is_a_400_naming_the_field_and_orders_nothing(f: &
         before,
         "no vendor call for bad input"
     );
+}
+
+/// The hub does not act on `application.status`: a status Ashby adds to its four (Hired,
+/// Archived, Active, Lead) must not stop starts.
+pub async fn a_start_with_an_application_status_ashby_may_add_later_is_ordered(f: &Fixture) {
+    let mut body = f.start_body(&f.type_id, &crate::helpers::fresh_app());
+    body["application"]["status"] = json!("Interviewing");
+    let (s, b) = f.call("/assessment.start", &f.token, &body).await;
+    assert_eq!(s, 200, "{b}");
+    f.assert_valid("AssessmentStartSuccessResponse", &b);
+    let id = b["results"]["assessment_id"].as_str().unwrap();
+    assert_eq!(f.orders_for(id).len(), 1, "the order was placed");
 }
 
 pub async fn an_unknown_or_disabled_assessment_type_is_a_422_for_the_recruiter(f: &Fixture) {
