@@ -19,8 +19,15 @@ pub struct StartCandidate {
     pub ashby_id: String,
     pub first_name: String,
     pub last_name: String,
+    /// Missing or `null` reads as empty: a candidate without an email address is the
+    /// recruiter's to fix (a 422, `StartRequest::validate`), not a malformed request.
+    #[serde(default, deserialize_with = "null_as_empty")]
     pub email: String,
     pub ashby_profile_url: String,
+}
+
+fn null_as_empty<'de, D: serde::Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    Option::<String>::deserialize(d).map(Option::unwrap_or_default)
 }
 
 impl std::fmt::Debug for StartCandidate {

@@ -32,15 +32,13 @@ pub const STARTED_LABEL: &str = "Started";
 /// The status Ashby is told while the order waits in the delivery queue.
 pub const QUEUED_LABEL: &str = "Queued: the provider is not reachable yet; the hub keeps trying";
 
-const MAX_FIELD: usize = 2048;
-
 /// How long a repeated start waits for a concurrent one to finish ordering.
 const MAX_RESUME_WAIT_MS: i64 = 8_000;
 
 pub async fn handle(app: &App, req: &Request) -> Result<Response<Body>, ApiError> {
     let tenant = super::authenticate(app, req).await?;
     let start: StartRequest = super::parse_json(super::body_bytes(req)?)?;
-    validate(&start)?;
+    start.validate()?;
     let (package, vendor) = resolve_package(app, &tenant, &start).await?;
     let callback_url = callback_url(app, req, &vendor)?;
     let order_for = |id: AssessmentId| -> Result<String, ApiError> {
@@ -126,45 +124,6 @@ pub async fn handle(app: &App, req: &Request) -> Result<Response<Body>, ApiError
             resume(app, &vendor, *existing).await
         }
     }
-}
-
-fn validate(start: &StartRequest) -> Result<(), ApiError> {
-    let fields = [
-        ("candidate.ashby_id", &start.candidate.ashby_id, true),
-        ("candidate.first_name", &start.candidate.first_name, false),
-        ("candidate.last_name", &start.candidate.last_name, false),
-        ("candidate.email", &start.candidate.email, true),
-        (
-            "candidate.ashby_profile_url",
-            &start.candidate.ashby_profile_url,
-            false,
-        ),
-        ("application.ashby_id", &start.application.ashby_id, true),
-        ("job.ashby_id", &start.job.ashby_id, true),
-        ("job.name", &start.job.name, false),
-        ("job.ashby_job_url", &start.job.ashby_job_url, false),
-    ];
-    for (name, value, required) in fields {
-        if required && value.trim().is_empty() {
-            return Err(ApiError::bad_request(format!("{name} must not be empty")));
-        }
-        if value.len() > MAX_FIELD {
-            return Err(ApiError::bad_request(format!(
-                "{name} is longer than {MAX_FIELD} bytes"
-            )));
-        }
-    }
-    if start
-        .job
-        .req_id
-        .as_ref()
-        .is_some_and(|r| r.len() > MAX_FIELD)
-    {
-        return Err(ApiError::bad_request(format!(
-            "job.req_id is longer than {MAX_FIELD} bytes"
-        )));
-    }
-    Ok(())
 }
 
 async fn resolve_package(
