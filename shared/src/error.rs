@@ -185,13 +185,57 @@ pub fn describe_json_error(e: &serde_path_to_error::Error<serde_json::Error>) ->
     } else {
         at.clone()
     };
-    if let Some((_, expected)) = msg.split_once(", expected ") {
-        return format!("{subject} must be {expected}");
-    }
     if msg.starts_with("UUID parsing failed") || msg.starts_with("invalid character") {
         return format!("{subject} must be a UUID");
     }
+    if let Some((_, expected)) = msg.split_once(", expected ") {
+        // serde quotes variant names in backticks: "one of `Hired`, `Archived`".
+        let expected = in_json_terms(expected).unwrap_or_else(|| expected.replace('`', ""));
+        if !speaks_rust(&expected) {
+            return format!("{subject} must be {expected}");
+        }
+    }
     format!("{subject} is invalid")
+}
+
+/// serde's primitive expectations ("u32", "a sequence") in JSON's words.
+fn in_json_terms(expected: &str) -> Option<String> {
+    macro_rules! whole {
+        ($($t:ident),*) => {
+            match expected {
+                $(stringify!($t) => {
+                    return Some(format!("a whole number from {} to {}", $t::MIN, $t::MAX))
+                })*
+                _ => {}
+            }
+        };
+    }
+    whole!(
+        u8, u16, u32, u64, u128, usize, i8, i16, i32, i64, i128, isize
+    );
+    let json = match expected {
+        // uuid's own wording is "a formatted UUID string" (and "UUID parsing failed: …").
+        e if e.contains("UUID") => "a UUID",
+        "f32" | "f64" => "a number",
+        "a sequence" => "an array",
+        "a map" => "a JSON object",
+        _ => return None,
+    };
+    Some(json.to_owned())
+}
+
+/// Whether serde's wording of an expectation names a Rust type ("struct X", "u32", "tuple of 2
+/// elements") rather than a JSON one: such text is never shown to a caller. The hub's own types
+/// say what they expect in JSON's terms (`crate::json`, custom visitors); this catches any that
+/// do not.
+fn speaks_rust(expected: &str) -> bool {
+    const RUST: [&str; 20] = [
+        "struct", "enum", "tuple", "variant", "newtype", "sequence", "unit", "option", "map", "u8",
+        "u16", "u32", "u64", "u128", "i8", "i16", "i32", "i64", "i128", "usize",
+    ];
+    expected
+        .split(|c: char| !c.is_ascii_alphanumeric())
+        .any(|w| RUST.contains(&w.to_ascii_lowercase().as_str()))
 }
 
 #[cfg(test)]
@@ -226,6 +270,49 @@ mod tests {
         assert_eq!(m, "a.id must be a UUID");
         assert!(err(r#"{"a":"#).contains("not valid JSON"));
         assert_eq!(err("{}"), "a is required");
+    }
+
+    #[derive(Debug, serde::Deserialize)]
+    #[allow(dead_code)]
+    struct Rusty {
+        n: u32,
+        pair: (String, String),
+        kind: Kind,
+    }
+    #[derive(Debug, serde::Deserialize)]
+    enum Kind {
+        Hired,
+        Archived,
+        Active,
+    }
+
+    fn rusty(s: &str) -> String {
+        describe_json_error(&crate::json::from_slice::<Rusty>(s.as_bytes()).expect_err("fails"))
+    }
+
+    #[test]
+    fn expectations_are_worded_in_json_terms_never_rust_ones() {
+        let ok = r#""pair":["a","b"],"kind":"Hired""#;
+        let whole = "n must be a whole number from 0 to 4294967295";
+        assert_eq!(rusty(&format!(r#"{{"n":-1,{ok}}}"#)), whole);
+        assert_eq!(rusty(&format!(r#"{{"n":"x",{ok}}}"#)), whole);
+        assert_eq!(
+            rusty(r#"{"n":1,"pair":["a","b"],"kind":"Lead"}"#),
+            "kind must be one of Hired, Archived, Active"
+        );
+        assert_eq!(
+            rusty(r#"{"n":1,"pair":["a","b"],"kind":1}"#),
+            "kind must be one of Hired, Archived, Active"
+        );
+        assert_eq!(
+            rusty(r#"{"n":1,"pair":{},"kind":"Hired"}"#),
+            "pair must be an array"
+        );
+        assert_eq!(
+            rusty(r#"{"n":1,"pair":["a"],"kind":"Hired"}"#),
+            "pair is invalid"
+        );
+        assert_eq!(rusty("[]"), "request body must be a JSON object");
     }
 
     #[test]

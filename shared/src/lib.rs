@@ -8,6 +8,7 @@ pub mod config;
 pub mod domain;
 pub mod error;
 pub mod handlers;
+pub mod json;
 pub mod lambda;
 pub mod metrics;
 pub mod ports;

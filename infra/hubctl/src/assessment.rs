@@ -1,6 +1,7 @@
 //! `hubctl assessment show ID`: one assessment's timeline for an operator: its record, then every
 //! delivery the hub owed (the vendor order, each update to Ashby, a cancel) with its attempts and
-//! outcome. Candidate data (in the vendor order) is shown only with `--reveal-pii`.
+//! outcome. Candidate data (in the vendor order) and vendors' own words (a refusal, a reason for
+//! cancelling: free text that may quote the candidate) are shown only with `--reveal-pii`.
 
 use clap::Subcommand;
 use hub::domain::{AssessmentId, Delivery, DeliveryKind};
@@ -16,7 +17,8 @@ pub enum Command {
         /// The assessment id (what Ashby and the vendor know it by).
         #[arg(value_parser = AssessmentId::parse)]
         id: AssessmentId,
-        /// Include the candidate's name and email from the vendor order.
+        /// Include the candidate's name and email from the vendor order, and the vendor's own
+        /// words (why it refused or cancelled), which may quote the candidate.
         #[arg(long)]
         reveal_pii: bool,
     },
@@ -28,7 +30,11 @@ pub async fn run(command: Command, ctx: &Ctx) -> Result<Report, Failure> {
     }
 }
 
-/// What a delivery said, in a few words, without candidate data unless asked.
+/// Said in place of a vendor's words when `--reveal-pii` is not given.
+const HIDDEN: &str = "vendor's words hidden; --reveal-pii shows them";
+
+/// What a delivery said, in a few words, without candidate data or a vendor's words unless
+/// asked.
 pub fn summary(d: &Delivery, reveal_pii: bool) -> String {
     let body: Value = serde_json::from_str(&d.body).unwrap_or(Value::Null);
     match d.kind {
@@ -45,7 +51,14 @@ pub fn summary(d: &Delivery, reveal_pii: bool) -> String {
         DeliveryKind::VendorCancel => "cancel".into(),
         DeliveryKind::AtsUpdate => {
             if let Some(reason) = body["cancelled_reason"]["value"].as_str() {
-                format!("cancelled: {reason}")
+                if reveal_pii {
+                    format!("cancelled: {reason}")
+                } else {
+                    // The label is the hub's ("Not accepted by the provider", "Failed"); the
+                    // reason may be the vendor's free text.
+                    let label = body["cancelled_reason"]["label"].as_str().unwrap_or("?");
+                    format!("cancelled ({label}; {HIDDEN})")
+                }
             } else if body.get("assessment_result").is_some() {
                 format!(
                     "completed: {} {}",
@@ -114,10 +127,11 @@ async fn show(ctx: &Ctx, id: AssessmentId, reveal_pii: bool) -> Result<Report, F
         a.package_id,
         a.application_id,
         a.status.as_str(),
-        a.rejection_message
-            .as_deref()
-            .map(|m| format!(" ({m})"))
-            .unwrap_or_default(),
+        match &a.rejection_message {
+            Some(m) if reveal_pii => format!(" ({m})"),
+            Some(_) => format!(" ({HIDDEN})"),
+            None => String::new(),
+        },
         time(a.created_at_ms),
         time(a.updated_at_ms),
         a.vendor_reference.as_deref().unwrap_or("-"),
@@ -141,7 +155,8 @@ async fn show(ctx: &Ctx, id: AssessmentId, reveal_pii: bool) -> Result<Report, F
         "package": a.package_id.as_str(),
         "application_id": a.application_id,
         "status": a.status.as_str(),
-        "rejection_message": a.rejection_message,
+        "rejection_message": a.rejection_message.as_ref().filter(|_| reveal_pii),
+        "rejection_message_hidden": a.rejection_message.is_some() && !reveal_pii,
         "vendor_reference": a.vendor_reference,
         "created": time_json(a.created_at_ms),
         "updated": time_json(a.updated_at_ms),

@@ -127,15 +127,15 @@ pub(crate) fn body_bytes(req: &Request) -> Result<&[u8], ApiError> {
     Ok(bytes)
 }
 
-/// Parses a JSON body into `T`, naming the first offending field on failure.
+/// Parses a JSON body into `T`, naming the first offending field on failure. Objects must be
+/// JSON objects at every depth, not arrays read by position (`crate::json`).
 pub(crate) fn parse_json<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Err(ApiError::bad_request(
             "request body is empty; a JSON object is required",
         ));
     }
-    let de = &mut serde_json::Deserializer::from_slice(bytes);
-    serde_path_to_error::deserialize(de)
+    crate::json::from_slice(bytes)
         .map_err(|e| ApiError::bad_request(crate::error::describe_json_error(&e)))
 }
 
@@ -219,6 +219,74 @@ mod tests {
             assert!(trigger_token(&with_auth(&h)).is_none(), "{h}");
         }
         assert!(trigger_token(&Request::new(Body::Empty)).is_none());
+    }
+
+    const START: &str = r#"{"assessment_type_id":"6a2f41a3-c54c-4f5e-a8e5-2a1c1d8e7d10",
+        "candidate":{"ashby_id":"c","first_name":"A","last_name":"L","email":"a@example.com",
+                     "ashby_profile_url":"https://app.ashbyhq.com/c"},
+        "application":{"ashby_id":"app","status":"Active"},
+        "job":{"ashby_id":"j","name":"Eng","ashby_job_url":"https://app.ashbyhq.com/j",
+               "hiringTeam":[{"userId":"e9ed20fd-d45f-4aad-8a00-a19bfba0083e","firstName":"G",
+                              "lastName":"H","email":"g@example.com","role":"Hiring Manager"}]}}"#;
+
+    fn refusal<T: serde::de::DeserializeOwned + std::fmt::Debug>(body: &str) -> String {
+        parse_json::<T>(body.as_bytes())
+            .expect_err("must be refused")
+            .to_string()
+    }
+
+    #[test]
+    fn bodies_and_nested_objects_written_as_arrays_are_refused_by_name() {
+        use crate::ats::ashby::{CancelRequest, StartRequest};
+        parse_json::<StartRequest>(START.as_bytes()).expect("the object form parses");
+        assert_eq!(
+            refusal::<CancelRequest>(r#"["6a2f41a3-c54c-4f5e-a8e5-2a1c1d8e7d10"]"#),
+            "request body must be a JSON object"
+        );
+        let positional = r#"["6a2f41a3-c54c-4f5e-a8e5-2a1c1d8e7d10",
+            ["c","A","L","a@example.com","https://app.ashbyhq.com/c"],["app","Active"],
+            ["j","Eng",null,"https://app.ashbyhq.com/j"]]"#;
+        assert_eq!(
+            refusal::<StartRequest>(positional),
+            "request body must be a JSON object"
+        );
+        let start: serde_json::Value = serde_json::from_str(START).expect("json");
+        for (pointer, replacement, path) in [
+            (
+                "/candidate",
+                r#"["c","A","L","a@example.com","u"]"#,
+                "candidate",
+            ),
+            ("/application", r#"["app","Active"]"#, "application"),
+            (
+                "/job/hiringTeam/0",
+                r#"["e9ed20fd-d45f-4aad-8a00-a19bfba0083e","G","H","g@example.com","r"]"#,
+                "job.hiringTeam[0]",
+            ),
+        ] {
+            let mut body = start.clone();
+            *body.pointer_mut(pointer).expect("pointer") =
+                serde_json::from_str(replacement).expect("json");
+            assert_eq!(
+                refusal::<StartRequest>(&body.to_string()),
+                format!("{path} must be a JSON object")
+            );
+        }
+    }
+
+    #[test]
+    fn any_application_status_parses_but_only_as_a_string() {
+        use crate::ats::ashby::StartRequest;
+        for status in ["Active", "Interviewing", "Offer Extended", ""] {
+            let body = START.replace(r#""status":"Active""#, &format!(r#""status":"{status}""#));
+            let parsed = parse_json::<StartRequest>(body.as_bytes());
+            assert!(parsed.is_ok(), "{status:?}: {parsed:?}");
+        }
+        let body = START.replace(r#""status":"Active""#, r#""status":3"#);
+        assert_eq!(
+            refusal::<StartRequest>(&body),
+            "application.status must be a string"
+        );
     }
 
     #[test]

@@ -11,8 +11,6 @@ use crate::domain::{Candidate, Job, Order};
 use crate::error::{ApiError, json_response};
 use crate::usecases::start::{Started, start};
 
-const MAX_FIELD: usize = 2048;
-
 pub struct StartAssessment;
 
 impl super::Endpoint for StartAssessment {
@@ -28,7 +26,7 @@ impl super::Endpoint for StartAssessment {
 pub async fn handle(app: &App, req: &Request) -> Result<Response<Body>, ApiError> {
     let tenant = super::authenticate(app, req).await?;
     let request: StartRequest = super::parse_json(super::body_bytes(req)?)?;
-    validate(&request)?;
+    request.validate()?;
     let base = callback_base(app, req)?;
     match start(app, &tenant, &order(request), &base).await? {
         Started::Live { id, label, at } => Ok(json_response(
@@ -83,45 +81,6 @@ fn order(r: StartRequest) -> Order {
             req_id: r.job.req_id,
         },
     }
-}
-
-fn validate(start: &StartRequest) -> Result<(), ApiError> {
-    let fields = [
-        ("candidate.ashby_id", &start.candidate.ashby_id, true),
-        ("candidate.first_name", &start.candidate.first_name, false),
-        ("candidate.last_name", &start.candidate.last_name, false),
-        ("candidate.email", &start.candidate.email, true),
-        (
-            "candidate.ashby_profile_url",
-            &start.candidate.ashby_profile_url,
-            false,
-        ),
-        ("application.ashby_id", &start.application.ashby_id, true),
-        ("job.ashby_id", &start.job.ashby_id, true),
-        ("job.name", &start.job.name, false),
-        ("job.ashby_job_url", &start.job.ashby_job_url, false),
-    ];
-    for (name, value, required) in fields {
-        if required && value.trim().is_empty() {
-            return Err(ApiError::bad_request(format!("{name} must not be empty")));
-        }
-        if value.len() > MAX_FIELD {
-            return Err(ApiError::bad_request(format!(
-                "{name} is longer than {MAX_FIELD} bytes"
-            )));
-        }
-    }
-    if start
-        .job
-        .req_id
-        .as_ref()
-        .is_some_and(|r| r.len() > MAX_FIELD)
-    {
-        return Err(ApiError::bad_request(format!(
-            "job.req_id is longer than {MAX_FIELD} bytes"
-        )));
-    }
-    Ok(())
 }
 
 /// Where vendors post results (under `/callbacks/`): the configured public URL, else the host this

@@ -237,11 +237,8 @@ fn check_field(field: &str, f: &Field) -> Result<(), CallbackError> {
 /// Parses and validates a verified callback body. Error messages name the offending field and
 /// never echo its value.
 pub fn parse_callback(payload: &VerifiedPayload<'_>) -> Result<VerifiedCallback, CallbackError> {
-    let raw: RawCallback = {
-        let de = &mut serde_json::Deserializer::from_slice(payload.body);
-        serde_path_to_error::deserialize(de)
-            .map_err(|e| CallbackError::Invalid(describe_json_error(&e)))?
-    };
+    let raw: RawCallback = crate::json::from_slice(payload.body)
+        .map_err(|e| CallbackError::Invalid(describe_json_error(&e)))?;
     let assessment_id = AssessmentId::parse(&raw.assessment_id)
         .map_err(|e| CallbackError::Invalid(e.to_string()))?;
     if let Some(l) = &raw.status_label {
@@ -476,6 +473,56 @@ mod tests {
             br#"{"assessment_id":"6a2f41a3-c54c-4f5e-a8e5-2a1c1d8e7d10","status":"in_progress",
             "metadata":[{"identifier":"status","label":"S","type":"string","value":"x"}]}"#;
         assert!(parse_callback(&verified(body)).is_err());
+    }
+
+    #[test]
+    fn a_callback_or_its_parts_written_as_arrays_are_refused_by_name() {
+        let positional = br#"["6a2f41a3-c54c-4f5e-a8e5-2a1c1d8e7d10","in_progress","label"]"#;
+        assert_eq!(
+            parse_callback(&verified(positional)),
+            Err(CallbackError::Invalid(
+                "request body must be a JSON object".into()
+            ))
+        );
+        let body =
+            br#"{"assessment_id":"6a2f41a3-c54c-4f5e-a8e5-2a1c1d8e7d10","status":"completed",
+            "report_url":"https://v.example/r/1","result":["numeric_score",87,"Score"]}"#;
+        assert_eq!(
+            parse_callback(&verified(body)),
+            Err(CallbackError::Invalid(
+                "result must be a JSON object".into()
+            ))
+        );
+        let body =
+            br#"{"assessment_id":"6a2f41a3-c54c-4f5e-a8e5-2a1c1d8e7d10","status":"in_progress",
+            "metadata":[["eta","ETA","string","3 days"]]}"#;
+        assert_eq!(
+            parse_callback(&verified(body)),
+            Err(CallbackError::Invalid(
+                "metadata[0] must be a JSON object".into()
+            ))
+        );
+    }
+
+    #[test]
+    fn a_value_that_is_no_json_scalar_is_refused_in_json_terms() {
+        let body =
+            br#"{"assessment_id":"6a2f41a3-c54c-4f5e-a8e5-2a1c1d8e7d10","status":"in_progress",
+            "metadata":[{"identifier":"eta","label":"ETA","type":"string","value":{"days":3}}]}"#;
+        assert_eq!(
+            parse_callback(&verified(body)),
+            Err(CallbackError::Invalid(
+                "metadata[0].value must be a string, a number or a boolean".into()
+            ))
+        );
+        let body =
+            br#"{"assessment_id":"6a2f41a3-c54c-4f5e-a8e5-2a1c1d8e7d10","status":"finished"}"#;
+        assert_eq!(
+            parse_callback(&verified(body)),
+            Err(CallbackError::Invalid(
+                "status must be one of in_progress, completed, cancelled, failed, expired".into()
+            ))
+        );
     }
 
     #[test]

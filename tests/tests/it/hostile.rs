@@ -223,10 +223,63 @@ fn well_formed(req: &Raw, answer: Result<Answer, String>) -> Result<(u16, Value)
                 a.status
             ));
         }
+        for m in [&body["message"], &body["errorInfo"]["message"]] {
+            let words = rust_words(m.as_str().unwrap_or_default());
+            if !words.is_empty() {
+                return fail(format!(
+                    "status {} whose message speaks Rust ({words:?}): {body}",
+                    a.status
+                ));
+            }
+        }
     } else if body["success"] != true {
         return fail(format!("status {} without success:true: {body}", a.status));
     }
     Ok((a.status, body))
+}
+
+/// Words of Rust's or serde's vocabulary, and the hub's own type names, that an error message
+/// shown to Ashby, a recruiter or a vendor's developer must not contain: it says what was expected
+/// in the contract's words ("a JSON object", "a string", "one of Hired, Archived, …").
+fn rust_words(message: &str) -> Vec<String> {
+    const WORDS: [&str; 25] = [
+        "struct", "enum", "tuple", "variant", "newtype", "sequence", "unit", "Vec", "Option",
+        "Some", "None", "String", "str", "u8", "u16", "u32", "u64", "u128", "i8", "i16", "i32",
+        "i64", "i128", "f64", "usize",
+    ];
+    const TYPES: [&str; 16] = [
+        "StartRequest",
+        "StartCandidate",
+        "StartApplication",
+        "StartJob",
+        "HiringTeamMember",
+        "CancelRequest",
+        "RawCallback",
+        "RawResult",
+        "DataField",
+        "DataValue",
+        "DataType",
+        "VendorStatus",
+        "ApplicationStatus",
+        "AssessmentTypeId",
+        "AssessmentId",
+        "Uuid",
+    ];
+    let mut found: Vec<String> = message
+        .split(|c: char| !c.is_ascii_alphanumeric())
+        .filter(|w| WORDS.contains(w))
+        .map(str::to_owned)
+        .collect();
+    found.extend(
+        TYPES
+            .iter()
+            .filter(|t| message.contains(*t))
+            .map(|t| (*t).to_owned()),
+    );
+    if message.contains('`') {
+        found.push("`".into());
+    }
+    found
 }
 
 fn code(body: &Value) -> &str {
@@ -925,6 +978,175 @@ async fn control_characters_are_escaped_on_the_way_out_or_refused_never_a_crash(
     f.stop().await;
 }
 
+/// Every field of every body replaced by a value of every JSON type, removed, or the whole body
+/// replaced: each refusal says what was expected in the contract's words, never in Rust's.
+#[tokio::test]
+async fn no_refusal_of_a_malformed_body_names_a_rust_type() {
+    let f = Fixture::local().await;
+    let hub = Hub::new(&f).await;
+    let values = [
+        json!(null),
+        json!(true),
+        json!(0),
+        json!(-1),
+        json!(1.5),
+        json!(u64::MAX),
+        json!(""),
+        json!("x"),
+        json!([]),
+        json!(["x"]),
+        json!([1, 2, 3]),
+        json!({}),
+        json!({"x": 1}),
+    ];
+    let mut refusals = 0;
+    for door in [Door::Start, Door::Cancel, Door::Callback] {
+        let valid = hub.valid_body(door);
+        for pointer in pointers(&valid) {
+            let mut bodies: Vec<Value> = values
+                .iter()
+                .map(|v| {
+                    let mut b = valid.clone();
+                    *b.pointer_mut(&pointer).unwrap() = v.clone();
+                    b
+                })
+                .collect();
+            if !pointer.is_empty() {
+                bodies.push(mutate(
+                    &valid,
+                    &Mutation::Remove {
+                        at: pointers(&valid).iter().position(|p| *p == pointer).unwrap(),
+                    },
+                ));
+            }
+            for body in bodies {
+                let req = hub.request(door, body.to_string().into_bytes());
+                let (status, b) = hub.check(&req).await.unwrap_or_else(|e| panic!("{e}"));
+                if status >= 400 {
+                    refusals += 1;
+                    let msg = b["message"].as_str().unwrap();
+                    assert!(rust_words(msg).is_empty(), "{door:?} {pointer}: {msg:?}");
+                }
+            }
+        }
+    }
+    assert!(refusals > 300, "the sweep refused only {refusals} bodies");
+    f.stop().await;
+}
+
+/// serde's derived structs also read a JSON array, field by field in declaration order: without
+/// a guard, `["<id>"]` is a cancel and a signed `["<id>","completed",…]` a result.
+#[tokio::test]
+async fn bodies_written_as_json_arrays_are_a_400_and_change_nothing() {
+    let f = Fixture::local().await;
+    let hub = Hub::new(&f).await;
+    let orders_before = f.vendor.of_type("assessment.requested").len();
+
+    let b = hub
+        .expect(
+            &hub.request(
+                Door::Cancel,
+                json!([hub.cancel_id]).to_string().into_bytes(),
+            ),
+            400,
+        )
+        .await;
+    assert_eq!(b["message"], "request body must be a JSON object", "{b}");
+    assert!(f.vendor.of_type("assessment.cancelled").is_empty());
+
+    let positional = json!([
+        f.type_id,
+        [
+            "cand-1",
+            "Ada",
+            "Lovelace",
+            "ada@example.com",
+            "https://app.ashbyhq.com/c/1"
+        ],
+        [crate::helpers::fresh_app(), "Active"],
+        [
+            "job-1",
+            "Backend Engineer",
+            null,
+            "https://app.ashbyhq.com/j/1",
+            [[
+                "e9ed20fd-d45f-4aad-8a00-a19bfba0083e",
+                "Grace",
+                "Hopper",
+                "g@example.com",
+                "HM"
+            ]]
+        ]
+    ]);
+    let b = hub
+        .expect(
+            &hub.request(Door::Start, positional.to_string().into_bytes()),
+            400,
+        )
+        .await;
+    assert_eq!(b["message"], "request body must be a JSON object", "{b}");
+    let mut nested = f.start_body(&f.type_id, &crate::helpers::fresh_app());
+    nested["job"]["hiringTeam"] = json!([[
+        "e9ed20fd-d45f-4aad-8a00-a19bfba0083e",
+        "Grace",
+        "Hopper",
+        "g@example.com",
+        "HM"
+    ]]);
+    let b = hub
+        .expect(
+            &hub.request(Door::Start, nested.to_string().into_bytes()),
+            400,
+        )
+        .await;
+    assert_eq!(
+        b["message"], "job.hiringTeam[0] must be a JSON object",
+        "{b}"
+    );
+
+    for body in [
+        json!([hub.callback_id, "in_progress", "label"]),
+        json!([
+            hub.callback_id,
+            "completed",
+            "Clear",
+            ["numeric_score", 87, "Score"],
+            "https://vendor.example/reports/r-1"
+        ]),
+    ] {
+        let b = hub
+            .expect(
+                &hub.request(Door::Callback, body.to_string().into_bytes()),
+                400,
+            )
+            .await;
+        assert_eq!(b["message"], "request body must be a JSON object", "{b}");
+    }
+
+    assert_eq!(
+        f.vendor.of_type("assessment.requested").len(),
+        orders_before,
+        "no order was placed"
+    );
+    for id in [&hub.cancel_id, &hub.callback_id] {
+        let a = f
+            .store()
+            .assessment(hub::domain::AssessmentId::parse(id).unwrap())
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(a.status, hub::domain::Status::Ordered, "{id} is untouched");
+    }
+    assert!(
+        f.ashby
+            .received()
+            .iter()
+            .all(|u| u.body["assessment_id"] != hub.callback_id.as_str()),
+        "nothing reached Ashby"
+    );
+    f.stop().await;
+}
+
 #[tokio::test]
 async fn duplicate_keys_are_a_400_naming_the_field() {
     let f = Fixture::local().await;
@@ -1524,6 +1746,14 @@ fn sample(f: &Fixture, live_id: &str) -> Vec<(&'static str, Raw, u16)> {
             400,
         ),
         (
+            "cancel as an array",
+            with_auth(
+                "/assessment.cancel",
+                json!([live_id]).to_string().into_bytes(),
+            ),
+            400,
+        ),
+        (
             "cancel unknown id",
             with_auth("/assessment.cancel", unknown_id.into_bytes()),
             404,
@@ -1541,6 +1771,17 @@ fn sample(f: &Fixture, live_id: &str) -> Vec<(&'static str, Raw, u16)> {
         (
             "callback nested",
             signed("/callbacks/acme", VENDOR_SECRET, deep),
+            400,
+        ),
+        (
+            "callback as an array",
+            signed(
+                "/callbacks/acme",
+                VENDOR_SECRET,
+                json!([live_id, "in_progress", "label"])
+                    .to_string()
+                    .into_bytes(),
+            ),
             400,
         ),
         (

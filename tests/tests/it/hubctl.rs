@@ -741,3 +741,118 @@ async fn bad_input_fails_with_a_sentence_and_an_exit_code_and_registers_nothing(
     let dump = d.table_dump().await;
     assert!(!dump.contains("TENANT#"), "{dump}");
 }
+
+/// A vendor's refusal is its own free text and may quote the candidate ("… for Ada Lovelace"):
+/// `assessment show` prints it, and the update that told Ashby, only with `--reveal-pii`.
+#[tokio::test]
+async fn a_vendor_s_rejection_text_is_shown_only_with_reveal_pii() {
+    use hub::ats::ashby::UpdateRequest;
+    use hub::clock::{Clock, SystemClock};
+    use hub::domain::{
+        Assessment, AssessmentId, DeliveryKind, NewDelivery, Notice, PackageRef, Status, TenantId,
+    };
+    use hub::ports::{
+        Assessments, Change, ChangeOutcome, ChangeWrite, CreateOutcome, NewAssessment, StartKey,
+    };
+
+    let d = Deployment::new().await;
+    let words = "Ada Lovelacexyz, born 1815, is outside our coverage area";
+    let package = PackageRef::parse("acme/criminal-basic").unwrap();
+    let tenant = TenantId::parse("globex").unwrap();
+    let id = AssessmentId::new();
+    let now = SystemClock.now();
+    let later = now + std::time::Duration::from_millis(1);
+    let new = NewAssessment {
+        assessment: Assessment {
+            id,
+            tenant_id: tenant.clone(),
+            vendor_id: package.vendor.clone(),
+            package_id: package.package.clone(),
+            assessment_type_id: package.type_id(),
+            application_id: "app-1".into(),
+            status: Status::Ordering,
+            status_label: None,
+            vendor_reference: None,
+            rejection_message: None,
+            created_at_ms: now,
+            updated_at_ms: now,
+            last_update_ms: now,
+            update_seq: 0,
+            version: 1,
+        },
+        start_key: StartKey {
+            tenant_id: tenant,
+            application_id: "app-1".into(),
+            assessment_type_id: package.type_id(),
+        },
+        order: NewDelivery {
+            kind: DeliveryKind::VendorOrder,
+            body: format!(r#"{{"assessment_id":"{id}","package_id":"criminal-basic"}}"#),
+            next_attempt_ms: now,
+            leased_until_ms: hub::clock::Timestamp::EPOCH,
+            expires_at_s: None,
+        },
+    };
+    assert_eq!(
+        d.store.create_assessment(&new).await.unwrap(),
+        CreateOutcome::Created
+    );
+    // What the delivery queue writes when the vendor refuses a queued order.
+    let update = UpdateRequest::from_notice(
+        id,
+        later,
+        &Notice::Ended {
+            title: "Not accepted by the provider".into(),
+            reason: words.into(),
+            metadata: vec![],
+        },
+    );
+    let write = ChangeWrite {
+        assessment_id: id,
+        marker: None,
+        change: Some(Change {
+            expected_version: 1,
+            expected_update_seq: 1,
+            status: Status::Rejected,
+            status_label: None,
+            rejection_message: Some(words.into()),
+            vendor_reference: None,
+            now_ms: later,
+            deliveries: vec![NewDelivery {
+                kind: DeliveryKind::AtsUpdate,
+                body: serde_json::to_string(&update).unwrap(),
+                next_attempt_ms: later,
+                leased_until_ms: hub::clock::Timestamp::EPOCH,
+                expires_at_s: None,
+            }],
+            update_ms: Some(later),
+        }),
+        settle: Some(1),
+    };
+    assert_eq!(d.store.apply(&write).await.unwrap(), ChangeOutcome::Applied);
+
+    let id = id.to_string();
+    for json in [false, true] {
+        let mut args = vec!["assessment", "show", id.as_str()];
+        if json {
+            args.push("--json");
+        }
+        let hidden = d.hubctl(&args).await.ok();
+        assert!(!hidden.stdout.contains("Lovelacexyz"), "{hidden:?}");
+        assert!(hidden.stdout.contains("rejected"), "{hidden:?}");
+        if json {
+            let v = hidden.json();
+            assert_eq!(v["rejection_message"], Value::Null, "{v:#}");
+            assert_eq!(v["rejection_message_hidden"], true, "{v:#}");
+        } else {
+            assert!(hidden.stdout.contains("--reveal-pii"), "{hidden:?}");
+        }
+        args.push("--reveal-pii");
+        let shown = d.hubctl(&args).await.ok();
+        assert_eq!(
+            shown.stdout.matches(words).count(),
+            2,
+            "the record's message and the update to Ashby: {shown:?}"
+        );
+    }
+}

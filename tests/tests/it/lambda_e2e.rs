@@ -62,6 +62,8 @@ async fn lambda_bad_input_gets_clear_4xx() {
     let f = Fixture::lambda(1).await;
     sc::a_malformed_start_is_a_400_naming_the_field_and_orders_nothing(&f).await;
     sc::an_unknown_or_disabled_assessment_type_is_a_422_for_the_recruiter(&f).await;
+    sc::a_start_the_recruiter_can_fix_is_a_422_saying_what_to_do(&f).await;
+    sc::a_start_with_an_application_status_ashby_may_add_later_is_ordered(&f).await;
     sc::an_oversized_body_is_a_413(&f).await;
     f.stop().await;
 }

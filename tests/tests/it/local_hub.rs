@@ -87,6 +87,20 @@ async fn local_malformed_start_is_a_400_naming_the_field() {
 }
 
 #[tokio::test]
+async fn local_start_without_a_usable_candidate_email_is_a_422_for_the_recruiter() {
+    let f = Fixture::local().await;
+    sc::a_start_the_recruiter_can_fix_is_a_422_saying_what_to_do(&f).await;
+    f.stop().await;
+}
+
+#[tokio::test]
+async fn local_start_with_an_application_status_outside_the_four_is_ordered() {
+    let f = Fixture::local().await;
+    sc::a_start_with_an_application_status_ashby_may_add_later_is_ordered(&f).await;
+    f.stop().await;
+}
+
+#[tokio::test]
 async fn local_unknown_or_disabled_type_is_a_422() {
     let f = Fixture::local().await;
     sc::an_unknown_or_disabled_assessment_type_is_a_422_for_the_recruiter(&f).await;

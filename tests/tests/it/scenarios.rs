@@ -217,7 +217,7 @@ pub async fn a_malformed_start_is_a_400_naming_the_field_and_orders_nothing(f: &
         cur.as_object_mut().unwrap().remove(*last);
         cases.push((v, field));
     };
-    without(&["candidate", "email"], "candidate.email");
+    without(&["candidate", "ashby_id"], "candidate.ashby_id");
     without(&["application", "ashby_id"], "application.ashby_id");
     without(&["job", "ashby_job_url"], "job.ashby_job_url");
     without(&["assessment_type_id"], "assessment_type_id");
@@ -225,7 +225,7 @@ pub async fn a_malformed_start_is_a_400_naming_the_field_and_orders_nothing(f: &
     wrong["candidate"]["first_name"] = json!(42);
     cases.push((wrong, "candidate.first_name"));
     let mut bad_status = valid.clone();
-    bad_status["application"]["status"] = json!("Interviewing");
+    bad_status["application"]["status"] = json!(42);
     cases.push((bad_status, "application.status"));
     let mut bad_uuid = valid.clone();
     bad_uuid["assessment_type_id"] = json!("criminal-basic");
@@ -260,6 +260,55 @@ pub async fn a_malformed_start_is_a_400_naming_the_field_and_orders_nothing(f: &
         before,
         "no vendor call for bad input"
     );
+}
+
+/// A start the recruiter can put right in Ashby (the candidate's email address) is a 422, whose
+/// message Ashby shows the recruiter: what is wrong and what to do, without the candidate's data.
+pub async fn a_start_the_recruiter_can_fix_is_a_422_saying_what_to_do(f: &Fixture) {
+    let before = f.vendor.received().len();
+    let missing = "This candidate has no email address; add one in Ashby and start again.";
+    let invalid = "This candidate's email address is not a valid email address; correct it in \
+                   Ashby and start again.";
+    let mut cases = Vec::new();
+    for email in [json!(""), json!("   "), json!(null)] {
+        cases.push((Some(email), missing));
+    }
+    cases.push((None, missing));
+    for email in [
+        "n/a",
+        "ada.lovelace at candidate.example",
+        "ada.lovelace@candidate",
+    ] {
+        cases.push((Some(json!(email)), invalid));
+    }
+    for (email, message) in cases {
+        let mut body = f.start_body(&f.type_id, &crate::helpers::fresh_app());
+        match &email {
+            Some(e) => body["candidate"]["email"] = e.clone(),
+            None => {
+                body["candidate"].as_object_mut().unwrap().remove("email");
+            }
+        }
+        let (s, b) = f.call("/assessment.start", &f.token, &body).await;
+        assert_eq!(s, 422, "{email:?}: {b}");
+        f.assert_valid("AssessmentStartCustomErrorResponse", &b);
+        f.assert_valid("ErrorResponse", &b);
+        assert_eq!(b["message"], message, "{email:?}");
+        assert!(!b.to_string().contains("ada.lovelace"), "{b}");
+    }
+    assert_eq!(f.vendor.received().len(), before, "no vendor call");
+}
+
+/// The hub does not act on `application.status`: a status Ashby adds to its four (Hired,
+/// Archived, Active, Lead) must not stop starts.
+pub async fn a_start_with_an_application_status_ashby_may_add_later_is_ordered(f: &Fixture) {
+    let mut body = f.start_body(&f.type_id, &crate::helpers::fresh_app());
+    body["application"]["status"] = json!("Interviewing");
+    let (s, b) = f.call("/assessment.start", &f.token, &body).await;
+    assert_eq!(s, 200, "{b}");
+    f.assert_valid("AssessmentStartSuccessResponse", &b);
+    let id = b["results"]["assessment_id"].as_str().unwrap();
+    assert_eq!(f.orders_for(id).len(), 1, "the order was placed");
 }
 
 pub async fn an_unknown_or_disabled_assessment_type_is_a_422_for_the_recruiter(f: &Fixture) {

@@ -1,9 +1,11 @@
 //! Ashby's side of the contract: the bodies Ashby sends us (`types`), the bodies we answer with
-//! and send back (`assessment.update`), the client that delivers those updates, and
+//! and send back (`assessment.update`), what a start must hold (`validate`), the client that
+//! delivers those updates, and
 //! [`AshbyGateway`], the hub's `AtsGateway` for Ashby.
 
 pub mod client;
 pub mod types;
+mod validate;
 
 use std::sync::Arc;
 

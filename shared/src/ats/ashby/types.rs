@@ -21,8 +21,15 @@ pub struct StartCandidate {
     pub ashby_id: String,
     pub first_name: String,
     pub last_name: String,
+    /// Missing or `null` reads as empty: a candidate without an email address is the
+    /// recruiter's to fix (a 422, `StartRequest::validate`), not a malformed request.
+    #[serde(default, deserialize_with = "null_as_empty")]
     pub email: String,
     pub ashby_profile_url: String,
+}
+
+fn null_as_empty<'de, D: serde::Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    Option::<String>::deserialize(d).map(Option::unwrap_or_default)
 }
 
 impl std::fmt::Debug for StartCandidate {
@@ -34,15 +41,9 @@ impl std::fmt::Debug for StartCandidate {
 #[derive(Debug, Deserialize)]
 pub struct StartApplication {
     pub ashby_id: String,
-    pub status: ApplicationStatus,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-pub enum ApplicationStatus {
-    Hired,
-    Archived,
-    Active,
-    Lead,
+    /// Ashby documents `Hired`, `Archived`, `Active` and `Lead`. Any string is taken: the hub
+    /// does not act on it, and a status Ashby adds later must not stop starts.
+    pub status: String,
 }
 
 #[derive(Debug, Deserialize)]
@@ -124,6 +125,41 @@ pub enum DataValue {
     Bool(bool),
     Number(serde_json::Number),
     Text(String),
+}
+
+/// By hand rather than `#[serde(untagged)]`, whose refusal names the Rust type ("data did not
+/// match any variant of untagged enum DataValue").
+impl<'de> Deserialize<'de> for DataValue {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Any;
+        impl serde::de::Visitor<'_> for Any {
+            type Value = DataValue;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a string, a number or a boolean")
+            }
+            fn visit_bool<E>(self, v: bool) -> Result<DataValue, E> {
+                Ok(DataValue::Bool(v))
+            }
+            fn visit_i64<E>(self, v: i64) -> Result<DataValue, E> {
+                Ok(DataValue::Number(v.into()))
+            }
+            fn visit_u64<E>(self, v: u64) -> Result<DataValue, E> {
+                Ok(DataValue::Number(v.into()))
+            }
+            fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<DataValue, E> {
+                serde_json::Number::from_f64(v)
+                    .map(DataValue::Number)
+                    .ok_or_else(|| E::invalid_value(serde::de::Unexpected::Float(v), &self))
+            }
+            fn visit_str<E>(self, v: &str) -> Result<DataValue, E> {
+                Ok(DataValue::Text(v.to_owned()))
+            }
+            fn visit_string<E>(self, v: String) -> Result<DataValue, E> {
+                Ok(DataValue::Text(v))
+            }
+        }
+        d.deserialize_any(Any)
+    }
 }
 
 /// Ashby's `AssessmentDataField`.
