@@ -19,6 +19,34 @@ ensure_venv() {
     fi
 }
 
+# checkov, pinned, in a venv of its own (see infra/requirements-checkov.txt); recreated from scratch
+# only when the pin changes.
+CHECKOV_VENV="$ROOT/.venv-checkov"
+ensure_checkov() {
+    step "checkov in $CHECKOV_VENV"
+    if [ ! -x "$CHECKOV_VENV/bin/checkov" ] \
+        || ! cmp -s infra/requirements-checkov.txt "$CHECKOV_VENV/.requirements"; then
+        python3 -m venv --clear "$CHECKOV_VENV"
+        "$CHECKOV_VENV/bin/pip" install --quiet --disable-pip-version-check \
+            -r infra/requirements-checkov.txt
+        cp infra/requirements-checkov.txt "$CHECKOV_VENV/.requirements"
+    fi
+}
+
+# cargo-deny, pinned, built from crates.io into $TOOLS (under target/, so `cargo clean` removes it);
+# rebuilt only when the pin changes. A cold build takes about 6 minutes on two cores.
+CARGO_DENY_VERSION=0.20.2
+TOOLS="$ROOT/target/tools"
+CARGO_DENY="$TOOLS/bin/cargo-deny"
+ensure_cargo_deny() {
+    step "cargo-deny $CARGO_DENY_VERSION in $TOOLS"
+    if [ "$("$CARGO_DENY" --version 2>/dev/null)" != "cargo-deny $CARGO_DENY_VERSION" ]; then
+        # --force: reinstall even if cargo's install records say this version is there but the
+        # binary is missing or broken.
+        cargo install --locked --force --root "$TOOLS" "cargo-deny@$CARGO_DENY_VERSION"
+    fi
+}
+
 # rust-toolchain.toml lists the target, which rustup installs with the toolchain; an older
 # toolchain install may predate that line.
 ensure_arm64_target() {

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Runs every test on a fresh machine: installs what it needs (moto, cfn-lint, the SAM CLI,
-# cargo-lambda and zig into ./.venv), lints, checks the SAM template and its arm64 build, builds
-# the function binaries, starts moto on a free loopback port, runs the whole suite, and stops moto
-# whatever happens.
+# cargo-lambda and zig into ./.venv; checkov into ./.venv-checkov; cargo-deny into target/tools),
+# lints, checks the SAM template (cfn-lint, sam validate, checkov), the dependency tree (cargo
+# deny) and the arm64 build, builds the function binaries, starts moto on a free loopback port,
+# runs the whole suite, and stops moto whatever happens.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -23,8 +24,54 @@ export SAM_CLI_TELEMETRY=0
 step "sam validate --lint"
 "$VENV/bin/sam" validate --lint --template-file template.yaml --region us-east-1
 
+ensure_checkov
+
+step "checkov template.yaml"
+# Offline: --skip-download (no Prisma Cloud), no check for a newer checkov. Any failed check fails
+# the run; a check may be skipped only by a `Metadata: checkov: skip:` entry on its resource that
+# says why. checkov exits 0 on a file it could not parse, so the JSON summary is what decides.
+mkdir -p target
+CKV_SKIP_PACKAGE_UPDATE_CHECK=true "$CHECKOV_VENV/bin/checkov" --file template.yaml \
+    --framework cloudformation --skip-download --output json >target/checkov.json || true
+python3 - target/checkov.json <<'PY'
+import json, sys
+report = json.load(open(sys.argv[1]))
+summary, results = report["summary"], report["results"]
+problems = []
+if summary["parsing_errors"] or not summary["resource_count"] or not summary["passed"]:
+    problems.append(f"checkov checked nothing or could not parse the template: {summary}")
+for c in results["failed_checks"]:
+    problems.append(f"FAILED {c['check_id']} on {c['resource']}: {c['check_name']}")
+for c in results["skipped_checks"]:
+    comment = (c["check_result"].get("suppress_comment") or "").strip()
+    # checkov fills in "No comment provided" for a skip without one.
+    if not comment or comment == "No comment provided":
+        problems.append(f"skip of {c['check_id']} on {c['resource']} gives no reason")
+    print(f"skipped {c['check_id']} on {c['resource']}: {comment[:60]}...")
+print(f"checkov {summary['checkov_version']}: {summary['passed']} passed, {summary['failed']} failed, "
+      f"{summary['skipped']} skipped on {summary['resource_count']} resources")
+if problems:
+    sys.exit("\n".join(problems))
+PY
+
 step "cargo clippy -D warnings"
 cargo clippy --workspace --all-targets --locked -- -D warnings
+
+ensure_cargo_deny
+
+step "cargo deny check licenses bans sources (deny.toml)"
+"$CARGO_DENY" --locked check licenses bans sources
+
+# The advisories check needs the RustSec advisory database, which cargo-deny fetches from GitHub.
+# It runs only when HUB_ADVISORY_DBS names a directory holding a copy (deny.toml's db-path), and
+# then without fetching. See the README ("Run every test", Advisories).
+if [ -n "${HUB_ADVISORY_DBS:-}" ]; then
+    step "cargo deny check advisories (database in $HUB_ADVISORY_DBS, not fetched)"
+    [ -d "$HUB_ADVISORY_DBS" ] || { echo "HUB_ADVISORY_DBS=$HUB_ADVISORY_DBS is not a directory" >&2; exit 1; }
+    "$CARGO_DENY" --frozen check advisories
+else
+    step "cargo deny check advisories: skipped (HUB_ADVISORY_DBS is not set)"
+fi
 
 step "build the function binaries (the end-to-end tests run them)"
 cargo build --workspace --bins --locked

@@ -1,6 +1,7 @@
-//! The local hub: the four Lambda handlers behind the same routes as API Gateway, plus the
-//! sandbox vendor and the Ashby stand-in, on one loopback port. State is in memory by default, or
-//! in DynamoDB and Secrets Manager when a table is named.
+//! The local hub: what the five Lambda functions run (the four request handlers behind the same
+//! routes as API Gateway, and the scheduled delivery run in-process), plus the sandbox vendor and
+//! the Ashby stand-in, on one loopback port. State is in memory by default, or in DynamoDB and
+//! Secrets Manager when a table is named.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;

@@ -4,6 +4,9 @@
 //! and each recorded call is turned into the IAM action and resource it needs. An action the code
 //! calls but the template does not grant would fail in AWS with AccessDenied; an action granted
 //! but never called is privilege nobody needs. Both fail this test, naming the function.
+//! DynamoDB's own calls to KMS do not pass the proxy: a table call is taken to need
+//! `kms:Decrypt` on the table's customer-managed key too, which the template grants only when
+//! `TableKmsKeyArn` is set (the test reads that conditional statement as granted).
 //!
 //! Also checked here, from the template alone: every function's build and logging conventions,
 //! its alarms, and that the alarms on the hub's own metrics read names the code emits.
@@ -27,6 +30,8 @@ enum Resource {
     TableIndexes,
     /// `!Sub "arn:${AWS::Partition}:secretsmanager:...:secret:${SecretPrefix}*"`
     HubSecrets,
+    /// `!Ref TableKmsKeyArn`, the table's customer-managed key when one is set.
+    TableKey,
     /// Anything else; never expected.
     Other(String),
 }
@@ -79,6 +84,9 @@ fn one_or_many(v: &Yaml) -> Vec<&Yaml> {
 fn classify(resource: &Yaml) -> Resource {
     match tagged(resource) {
         Some((tag, v)) if tag == "!GetAtt" && v.as_str() == Some("Table.Arn") => Resource::Table,
+        Some((tag, v)) if tag == "!Ref" && v.as_str() == Some("TableKmsKeyArn") => {
+            Resource::TableKey
+        }
         Some((tag, v)) if tag == "!Sub" => match v.as_str() {
             Some("${Table.Arn}/index/*") => Resource::TableIndexes,
             Some(
@@ -87,6 +95,29 @@ fn classify(resource: &Yaml) -> Resource {
             _ => Resource::Other(format!("{resource:?}")),
         },
         _ => Resource::Other(format!("{resource:?}")),
+    }
+}
+
+/// A statement, or the statement an `!If [UseTableKey, <statement>, !Ref AWS::NoValue]` adds when
+/// the table has a customer-managed key.
+fn statement<'a>(logical_id: &str, s: &'a Yaml) -> &'a Yaml {
+    match tagged(s) {
+        None => s,
+        Some((tag, v)) if tag == "!If" => {
+            let [condition, then, otherwise] =
+                v.as_sequence().map(Vec::as_slice).unwrap_or_default()
+            else {
+                panic!("{logical_id}: !If takes [condition, then, else]: {s:?}")
+            };
+            assert_eq!(
+                (condition.as_str(), reference(otherwise)),
+                (Some("UseTableKey"), Some("AWS::NoValue")),
+                "{logical_id}: a conditional statement is only understood as \
+                 !If [UseTableKey, <statement>, !Ref AWS::NoValue]"
+            );
+            then
+        }
+        Some(_) => panic!("{logical_id}: unsupported statement {s:?}"),
     }
 }
 
@@ -99,7 +130,7 @@ fn grants(logical_id: &str, properties: &Yaml) -> Grants {
         let statements = policy["Statement"].as_sequence().unwrap_or_else(|| {
             panic!("{logical_id}: only inline policy documents are supported here, not {policy:?}")
         });
-        for s in statements {
+        for s in statements.iter().map(|s| statement(logical_id, s)) {
             assert_eq!(
                 s["Effect"].as_str(),
                 Some("Allow"),
@@ -109,6 +140,18 @@ fn grants(logical_id: &str, properties: &Yaml) -> Grants {
                 let action = action
                     .as_str()
                     .unwrap_or_else(|| panic!("{logical_id}: Action must be strings: {s:?}"));
+                // The functions may use the table's key only as DynamoDB's caller.
+                if action.starts_with("kms:") {
+                    let via = &s["Condition"]["StringEquals"]["kms:ViaService"];
+                    assert_eq!(
+                        tagged(via).map(|(tag, v)| (tag, v.as_str())),
+                        Some((
+                            "!Sub".to_owned(),
+                            Some("dynamodb.${AWS::Region}.${AWS::URLSuffix}")
+                        )),
+                        "{logical_id}: {action} must be limited to kms:ViaService DynamoDB: {s:?}"
+                    );
+                }
                 for resource in one_or_many(&s["Resource"]) {
                     out.insert((action.to_owned(), classify(resource)));
                 }
@@ -166,7 +209,14 @@ fn needs(call: &AwsCall, table: &str, secret_prefix: &str) -> Vec<(String, Resou
                 .collect(),
             _ => vec![op.to_owned()],
         };
-        actions.into_iter().map(|a| (a, resource.clone())).collect()
+        let mut needs: Vec<(String, Resource)> =
+            actions.into_iter().map(|a| (a, resource.clone())).collect();
+        // With a customer-managed table key, DynamoDB decrypts the table key with the caller's
+        // permission on every table and index access.
+        if matches!(resource, Resource::Table | Resource::TableIndexes) {
+            needs.push(("kms:Decrypt".to_owned(), Resource::TableKey));
+        }
+        needs
     } else if op.starts_with("secretsmanager:") {
         let resource = match call.secret_id() {
             Some(id) if id.starts_with(secret_prefix) => Resource::HubSecrets,

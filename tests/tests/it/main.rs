@@ -1,5 +1,7 @@
 //! The integration and end-to-end tests: one test binary, modules by subject.
-#![allow(clippy::unwrap_used)]
+// Test code throughout (this crate is the tests' workspace member): a failed unwrap or expect
+// is a failed test, and expect's message says which step failed.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod helpers;
 mod hostile;

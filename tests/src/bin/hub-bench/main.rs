@@ -6,7 +6,9 @@
 //! `HUB_BENCH_ZIP_DIR` (cargo lambda's arm64 output), optional `HUB_BENCH_MOTO_PID` (for the
 //! throughput run's CPU split), `HUB_BENCH_COLD_RUNS` (default 15), `HUB_BENCH_INVOCATIONS`
 //! (default 1000), `HUB_BENCH_LIFECYCLES` (default 100 on moto, ten times that in memory).
-#![allow(clippy::unwrap_used)]
+// Test code throughout (this crate is the tests' workspace member): a failed unwrap or expect
+// is a failed test, and expect's message says which step failed.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod capacity;
 mod cost;
