@@ -361,6 +361,101 @@ impl<'de, V: Visitor<'de>> Visitor<'de> for EnumFromStr<V> {
     }
 }
 
+/// Words a JSON parse error for the caller: names the field by its path, never echoes a value
+/// (which may be a candidate's name or email).
+pub fn describe_json_error(e: &serde_path_to_error::Error<serde_json::Error>) -> String {
+    let inner = e.inner();
+    let path = e.path().to_string();
+    let at = if path == "." { String::new() } else { path };
+    match inner.classify() {
+        serde_json::error::Category::Syntax | serde_json::error::Category::Io => {
+            return format!(
+                "request body is not valid JSON (line {}, column {})",
+                inner.line(),
+                inner.column()
+            );
+        }
+        serde_json::error::Category::Eof => {
+            return "request body is not valid JSON (it ends too early)".into();
+        }
+        serde_json::error::Category::Data => {}
+    }
+    let msg = inner.to_string();
+    // serde_json appends " at line L column C"; drop it.
+    let msg = msg.split(" at line ").next().unwrap_or(&msg);
+    let join = |field: &str| {
+        if at.is_empty() {
+            field.to_owned()
+        } else {
+            format!("{at}.{field}")
+        }
+    };
+    if let Some(rest) = msg.strip_prefix("missing field `") {
+        let field = rest.trim_end_matches('`');
+        return format!("{} is required", join(field));
+    }
+    if let Some(rest) = msg.strip_prefix("duplicate field `") {
+        let field = rest.trim_end_matches('`');
+        return format!("{} appears more than once", join(field));
+    }
+    let subject = if at.is_empty() {
+        "request body".to_owned()
+    } else {
+        at.clone()
+    };
+    if msg.starts_with("UUID parsing failed") || msg.starts_with("invalid character") {
+        return format!("{subject} must be a UUID");
+    }
+    if let Some((_, expected)) = msg.split_once(", expected ") {
+        // serde quotes variant names in backticks: "one of `Hired`, `Archived`".
+        let expected = in_json_terms(expected).unwrap_or_else(|| expected.replace('`', ""));
+        if !speaks_rust(&expected) {
+            return format!("{subject} must be {expected}");
+        }
+    }
+    format!("{subject} is invalid")
+}
+
+/// serde's primitive expectations ("u32", "a sequence") in JSON's words.
+fn in_json_terms(expected: &str) -> Option<String> {
+    macro_rules! whole {
+        ($($t:ident),*) => {
+            match expected {
+                $(stringify!($t) => {
+                    return Some(format!("a whole number from {} to {}", $t::MIN, $t::MAX))
+                })*
+                _ => {}
+            }
+        };
+    }
+    whole!(
+        u8, u16, u32, u64, u128, usize, i8, i16, i32, i64, i128, isize
+    );
+    let json = match expected {
+        // uuid's own wording is "a formatted UUID string" (and "UUID parsing failed: …").
+        e if e.contains("UUID") => "a UUID",
+        "f32" | "f64" => "a number",
+        "a sequence" => "an array",
+        "a map" => "a JSON object",
+        _ => return None,
+    };
+    Some(json.to_owned())
+}
+
+/// Whether serde's wording of an expectation names a Rust type ("struct X", "u32", "tuple of 2
+/// elements") rather than a JSON one: such text is never shown to a caller. The hub's own types
+/// say what they expect in JSON's terms (`crate::json`, custom visitors); this catches any that
+/// do not.
+fn speaks_rust(expected: &str) -> bool {
+    const RUST: [&str; 20] = [
+        "struct", "enum", "tuple", "variant", "newtype", "sequence", "unit", "option", "map", "u8",
+        "u16", "u32", "u64", "u128", "i8", "i16", "i32", "i64", "i128", "usize",
+    ];
+    expected
+        .split(|c: char| !c.is_ascii_alphanumeric())
+        .any(|w| RUST.contains(&w.to_ascii_lowercase().as_str()))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -14,7 +14,7 @@ use crate::clock::Timestamp;
 
 use crate::domain::fields::ids;
 use crate::domain::{AssessmentId, Field, FieldKind, FieldValue, VendorStatus, VendorUpdate};
-use crate::error::describe_json_error;
+use crate::json::describe_json_error;
 
 /// Why a callback was refused, worded for the vendor's developers.
 #[derive(Debug, thiserror::Error, PartialEq)]

@@ -292,38 +292,3 @@ impl UpdateRequest {
         }
     }
 }
-
-/// Ashby's `ErrorResponse` envelope, with a top-level `message` as well, so that one error body
-/// satisfies both the envelope (list, cancel) and start's `{ "message" }` custom-error schema.
-#[derive(Debug, Serialize)]
-pub struct ErrorBody {
-    pub success: bool,
-    pub message: String,
-    pub errors: Vec<String>,
-    #[serde(rename = "errorInfo")]
-    pub error_info: ErrorInfo,
-}
-
-#[derive(Debug, Serialize)]
-pub struct ErrorInfo {
-    pub code: String,
-    pub message: String,
-    #[serde(rename = "requestId", skip_serializing_if = "Option::is_none")]
-    pub request_id: Option<String>,
-}
-
-impl ErrorBody {
-    pub fn new(code: &str, message: impl Into<String>, request_id: Option<String>) -> Self {
-        let message = message.into();
-        Self {
-            success: false,
-            errors: vec![code.to_owned()],
-            error_info: ErrorInfo {
-                code: code.to_owned(),
-                message: message.clone(),
-                request_id,
-            },
-            message,
-        }
-    }
-}
