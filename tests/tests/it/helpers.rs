@@ -214,7 +214,7 @@ impl Fixture {
         Self::assemble(base, Host::Local(running), &reg, parties)
     }
 
-    /// The four compiled Lambda functions under the Runtime API emulator, on DynamoDB and
+    /// The five compiled Lambda functions (the four HTTP ones and deliver-updates) under the Runtime API emulator, on DynamoDB and
     /// Secrets Manager served by moto. `start_instances` processes serve `assessment.start`.
     pub async fn lambda(start_instances: usize) -> Self {
         Self::lambda_with(start_instances, |_| Vec::new()).await

@@ -1,4 +1,4 @@
-//! End to end: the four compiled Lambda binaries under the Runtime API emulator, behind an HTTP
+//! End to end: the five compiled Lambda binaries (four HTTP, one scheduled) under the Runtime API emulator, behind an HTTP
 //! API gateway, on DynamoDB and Secrets Manager served by moto, with a fake Ashby and fake
 //! vendors on loopback that check signatures and Ashby's schemas.
 
