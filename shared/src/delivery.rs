@@ -220,8 +220,12 @@ async fn send_to_ashby(app: &App, a: &Assessment, d: &Delivery) -> StoreResult<A
     let Some(tenant) = app.store.tenant(&a.tenant_id).await? else {
         return Ok(park("the assessment's tenant no longer exists".into()));
     };
-    let key = match app.secrets.get(&app.names.ashby_api_key(&tenant.id)).await {
-        Ok(k) => k.current,
+    let key = match app
+        .secrets
+        .current(&app.names.ashby_api_key(&tenant.id))
+        .await
+    {
+        Ok(k) => k,
         Err(SecretError::NotFound(_)) => {
             return Ok(park("no Ashby API key is stored for this tenant".into()));
         }
@@ -289,8 +293,12 @@ async fn send_to_vendor(
             v
         }
     };
-    let secret = match app.secrets.get(&app.names.signing_secret(&vendor.id)).await {
-        Ok(s) => s.current,
+    let secret = match app
+        .secrets
+        .current(&app.names.signing_secret(&vendor.id))
+        .await
+    {
+        Ok(s) => s,
         Err(e) => return Ok(fail(e.to_string())),
     };
     let msg_id = match d.kind {

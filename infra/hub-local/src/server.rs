@@ -13,7 +13,7 @@ use axum::response::{IntoResponse, Response};
 use hub::domain::TokenHash;
 use hub::error::ApiError;
 use hub::handlers::{Endpoint, MAX_BODY_BYTES, dispatch};
-use hub::secrets::{CachedSecrets, SecretSource, SecretsManagerSource, StaticSecrets};
+use hub::secrets::{CachedSecrets, SecretAdmin, SecretsManagerSource, StaticSecrets};
 use hub::store::{DynamoDbStore, MemoryStore, Store};
 use hub::{App, Config};
 use secrecy::{ExposeSecret, SecretString};
@@ -109,7 +109,9 @@ pub async fn start(opts: Options) -> anyhow::Result<RunningHub> {
     // Local vendors (the sandbox, a developer's stub) listen on plain http on loopback.
     config.allow_insecure_loopback = true;
     config.table = opts.table.clone();
-    let (store, secrets): (Arc<dyn Store>, Arc<dyn SecretSource>) = match &opts.table {
+    // The local hub is its own operator: it writes the registry's secrets, then lends the
+    // handlers the read side only, as the functions have.
+    let (store, secrets): (Arc<dyn Store>, Arc<dyn SecretAdmin>) = match &opts.table {
         None => (Arc::new(MemoryStore::new()), Arc::new(StaticSecrets::new())),
         Some(table) => {
             let aws = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
@@ -128,8 +130,8 @@ pub async fn start(opts: Options) -> anyhow::Result<RunningHub> {
             )
         }
     };
-    let app = Arc::new(App::new(config, store, secrets)?);
-    load_registry(&app, &registry).await?;
+    let app = Arc::new(App::new(config, store, secrets.clone())?);
+    load_registry(&app, secrets.as_ref(), &registry).await?;
 
     let ashby = Arc::new(AshbyStandIn::new(
         registry.tenants.iter().map(|t| t.ashby_api_key.clone()),
@@ -181,12 +183,16 @@ async fn retry_loop(app: Arc<App>, interval: Duration) {
     }
 }
 
-async fn load_registry(app: &App, registry: &LocalConfig) -> anyhow::Result<()> {
+async fn load_registry(
+    app: &App,
+    secrets: &dyn SecretAdmin,
+    registry: &LocalConfig,
+) -> anyhow::Result<()> {
     for v in registry.vendor_records() {
         app.store.put_vendor(&v).await?;
     }
     for v in &registry.vendors {
-        app.secrets
+        secrets
             .put(
                 &app.names.signing_secret(&v.id),
                 &SecretString::from(v.signing_secret.clone()),
@@ -198,7 +204,7 @@ async fn load_registry(app: &App, registry: &LocalConfig) -> anyhow::Result<()> 
         app.store
             .put_tenant(&LocalConfig::tenant_record(t), &TokenHash::of(&token))
             .await?;
-        app.secrets
+        secrets
             .put(
                 &app.names.ashby_api_key(&t.id),
                 &SecretString::from(t.ashby_api_key.clone()),

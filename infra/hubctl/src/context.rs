@@ -3,7 +3,7 @@
 //! credentials, `AWS_ENDPOINT_URL` for an emulator) and `--table` name.
 
 use aws_sdk_secretsmanager::error::{ProvideErrorMetadata, SdkError};
-use hub::secrets::{SecretError, SecretNames, SecretSource, SecretsManagerSource};
+use hub::secrets::{SecretAdmin, SecretError, SecretNames, SecretsManagerSource};
 use hub::store::{DynamoDbStore, Store, StoreError};
 
 use crate::output::Failure;
@@ -11,7 +11,8 @@ use crate::output::Failure;
 pub struct Ctx {
     pub table: String,
     pub store: Box<dyn Store>,
-    pub secrets: Box<dyn SecretSource>,
+    /// Operators write secrets (`put`) as well as read them.
+    pub secrets: Box<dyn SecretAdmin>,
     pub names: SecretNames,
     /// For `DescribeSecret`: listings say whether a secret is set without reading its value.
     secrets_manager: aws_sdk_secretsmanager::Client,

@@ -70,7 +70,11 @@ async fn receive(app: &App, req: &Request) -> Result<Response<Body>, ApiError> {
         .await?
         .ok_or_else(|| unknown("vendor"))?;
     tracing::Span::current().record("vendor", vendor.id.as_str());
-    let secrets = match app.secrets.get(&app.names.signing_secret(&vendor.id)).await {
+    let secrets = match app
+        .secrets
+        .versions(&app.names.signing_secret(&vendor.id))
+        .await
+    {
         Ok(s) => s.all(),
         Err(SecretError::NotFound(_)) => {
             tracing::error!("vendor has no signing secret; callbacks cannot be verified");

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use base64::Engine;
 use hub::domain::{Package, PackageId, PackageRef, Tenant, TenantId, TokenHash, Vendor, VendorId};
-use hub::secrets::{SecretSource, SecretsManagerSource};
+use hub::secrets::{SecretAdmin, SecretsManagerSource};
 use hub::store::{DynamoDbStore, Store};
 use hub_local::openapi::OpenApi;
 use hub_local::server::RunningHub;
@@ -476,7 +476,7 @@ impl Fixture {
 /// Writes tenants, vendors and their secrets the way an operator would.
 async fn seed(
     store: &dyn Store,
-    secrets: &dyn SecretSource,
+    secrets: &dyn SecretAdmin,
     names: &hub::secrets::SecretNames,
     reg: &Registry,
 ) {

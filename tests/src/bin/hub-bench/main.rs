@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 use base64::Engine;
 use http::{HeaderMap, HeaderName, HeaderValue};
 use hub::domain::{Package, PackageId, PackageRef, Tenant, TenantId, TokenHash, Vendor, VendorId};
-use hub::secrets::{SecretNames, SecretSource, SecretsManagerSource};
+use hub::secrets::{SecretAdmin, SecretNames, SecretsManagerSource};
 use hub::store::{DynamoDbStore, Store};
 use hub_tests::aws_proxy::{AwsCall, AwsProxy};
 use hub_tests::fakes::{FakeAshby, FakeVendor};
