@@ -15,7 +15,9 @@ use hub::domain::TokenHash;
 use hub::error::ApiError;
 use hub::handlers::{MAX_BODY_BYTES, Route};
 use hub::ports::AdminStore;
-use hub::secrets::{CachedSecrets, SecretNames, SecretSource, SecretsManagerSource, StaticSecrets};
+use hub::secrets::{
+    CachedSecrets, SecretAdmin, SecretNames, SecretSource, SecretsManagerSource, StaticSecrets,
+};
 use hub::store::{DynamoDbStore, MemoryStore};
 use hub::{App, Config};
 use secrecy::{ExposeSecret, SecretString};
@@ -113,7 +115,9 @@ pub async fn start(opts: Options) -> anyhow::Result<RunningHub> {
     // Local vendors (the sandbox, a developer's stub) listen on plain http on loopback.
     config.allow_insecure_loopback = true;
     config.table = opts.table.clone();
-    let (store, secrets): (Arc<dyn AdminStore>, Arc<dyn SecretSource>) = match &opts.table {
+    // The local hub is its own operator: it writes the registry and its secrets, then lends the
+    // handlers the functions' side only.
+    let (store, secrets): (Arc<dyn AdminStore>, Arc<dyn SecretAdmin>) = match &opts.table {
         None => (Arc::new(MemoryStore::new()), Arc::new(StaticSecrets::new())),
         Some(table) => {
             let aws = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
@@ -133,7 +137,8 @@ pub async fn start(opts: Options) -> anyhow::Result<RunningHub> {
         }
     };
     let names = SecretNames::new(config.secret_prefix.clone());
-    let app = Arc::new(App::new(config, store.clone(), secrets.clone())?);
+    let reads: Arc<dyn SecretSource> = secrets.clone();
+    let app = Arc::new(App::new(config, store.clone(), reads)?);
     load_registry(store.as_ref(), secrets.as_ref(), &names, &registry).await?;
 
     let ashby = Arc::new(AshbyStandIn::new(
@@ -189,7 +194,7 @@ async fn retry_loop(app: Arc<App>, interval: Duration) {
 
 async fn load_registry(
     store: &dyn AdminStore,
-    secrets: &dyn SecretSource,
+    secrets: &dyn SecretAdmin,
     names: &SecretNames,
     registry: &LocalConfig,
 ) -> anyhow::Result<()> {

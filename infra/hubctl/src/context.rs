@@ -4,7 +4,7 @@
 
 use aws_sdk_secretsmanager::error::{ProvideErrorMetadata, SdkError};
 use hub::ports::{AdminStore, StoreError};
-use hub::secrets::{SecretError, SecretNames, SecretSource, SecretsManagerSource};
+use hub::secrets::{SecretAdmin, SecretError, SecretNames, SecretsManagerSource};
 use hub::store::DynamoDbStore;
 
 use crate::output::Failure;
@@ -12,7 +12,8 @@ use crate::output::Failure;
 pub struct Ctx {
     pub table: String,
     pub store: Box<dyn AdminStore>,
-    pub secrets: Box<dyn SecretSource>,
+    /// Operators write secrets (`put`) as well as read them.
+    pub secrets: Box<dyn SecretAdmin>,
     pub names: SecretNames,
     /// For `DescribeSecret`: listings say whether a secret is set without reading its value.
     secrets_manager: aws_sdk_secretsmanager::Client,

@@ -1,13 +1,14 @@
-//! AWS Secrets Manager adapter. A read fetches the `AWSCURRENT` value and, when a rotation left
-//! one, the `AWSPREVIOUS` value. Errors carry the operation and the AWS error code only, never a
-//! secret value or a service message.
+//! AWS Secrets Manager adapter. A current-only read fetches the `AWSCURRENT` value (one
+//! `GetSecretValue`); a versioned read also fetches the `AWSPREVIOUS` value when a rotation left
+//! one. Errors carry the operation and the AWS error code only, never a secret value or a
+//! service message.
 
 use async_trait::async_trait;
 use aws_sdk_secretsmanager::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_secretsmanager::operation::get_secret_value::GetSecretValueOutput;
 use secrecy::{ExposeSecret, SecretString};
 
-use super::{SecretError, SecretSource, SecretVersions};
+use super::{SecretAdmin, SecretError, SecretSource, SecretVersions};
 
 #[derive(Clone)]
 pub struct SecretsManagerSource {
@@ -68,16 +69,22 @@ fn describe<E: ProvideErrorMetadata, R>(e: &SdkError<E, R>) -> String {
 
 #[async_trait]
 impl SecretSource for SecretsManagerSource {
-    async fn get(&self, name: &str) -> Result<SecretVersions, SecretError> {
-        let current = self
-            .stage(name, "AWSCURRENT")
+    async fn current(&self, name: &str) -> Result<SecretString, SecretError> {
+        self.stage(name, "AWSCURRENT")
             .await?
-            .ok_or_else(|| SecretError::NotFound(name.to_owned()))?;
+            .ok_or_else(|| SecretError::NotFound(name.to_owned()))
+    }
+
+    async fn versions(&self, name: &str) -> Result<SecretVersions, SecretError> {
+        let current = self.current(name).await?;
         // No AWSPREVIOUS just means the secret was never rotated.
         let previous = self.stage(name, "AWSPREVIOUS").await?;
         Ok(SecretVersions { current, previous })
     }
+}
 
+#[async_trait]
+impl SecretAdmin for SecretsManagerSource {
     async fn put(&self, name: &str, value: &SecretString) -> Result<(), SecretError> {
         // Two rounds: a concurrent `put` may create the secret between our PutSecretValue and
         // our CreateSecret, after which PutSecretValue succeeds.

@@ -1,6 +1,8 @@
-//! The secret-source port: tenants' Ashby API keys and vendors' signing secrets, by name.
-//! `CachedSecrets` wraps any source with a per-process TTL cache so that a warm request makes no
-//! Secrets Manager call. Values are `SecretString`s: their `Debug` prints `[REDACTED]`.
+//! The secret ports: tenants' Ashby API keys and vendors' signing secrets, by name. Split by
+//! caller: [`SecretSource`] is what the functions read; [`SecretAdmin`] adds the `put` that only
+//! operators (hubctl, the local hub loading its registry) make. `CachedSecrets` wraps any source
+//! with a per-process TTL cache so that a warm request makes no Secrets Manager call. Values are
+//! `SecretString`s: their `Debug` prints `[REDACTED]`.
 
 pub mod aws;
 
@@ -39,11 +41,31 @@ impl SecretVersions {
     }
 }
 
+/// Reading secrets: what the functions do.
+///
+/// Contract: both reads are side-effect free and may be repeated. `NotFound` means the secret
+/// (or, for [`versions`](Self::versions), its current value) does not exist; `Unavailable`
+/// means the store could not be asked or answered unreadably, and is worth retrying later. An
+/// error never carries a secret value.
 #[async_trait]
 pub trait SecretSource: Send + Sync {
-    /// The secret named `name`. `NotFound` if it does not exist.
-    async fn get(&self, name: &str) -> Result<SecretVersions, SecretError>;
-    /// Stores a new current value; the old current becomes the previous one.
+    /// The current value only: an Ashby API key, or a vendor's signing secret to sign with.
+    /// One read of the store (Secrets Manager: one `GetSecretValue` of `AWSCURRENT`).
+    async fn current(&self, name: &str) -> Result<SecretString, SecretError>;
+    /// The current value and, while a rotation is under way, the one it replaced: for verifying
+    /// a vendor's signatures, which the previous secret may still make. No previous value is
+    /// not an error.
+    async fn versions(&self, name: &str) -> Result<SecretVersions, SecretError>;
+}
+
+/// Writing secrets: operators only (hubctl; the local hub loading its registry). The functions'
+/// IAM role has no write permission, and they are never given this trait.
+///
+/// Contract: `put` makes `value` the current value, creating the secret if it does not exist;
+/// the value it replaced becomes the previous one (what [`SecretSource::versions`] returns
+/// beside it). A cache in front of the store forgets both reads of `name`.
+#[async_trait]
+pub trait SecretAdmin: SecretSource {
     async fn put(&self, name: &str, value: &SecretString) -> Result<(), SecretError>;
 }
 
@@ -82,7 +104,11 @@ impl StaticSecrets {
 
 #[async_trait]
 impl SecretSource for StaticSecrets {
-    async fn get(&self, name: &str) -> Result<SecretVersions, SecretError> {
+    async fn current(&self, name: &str) -> Result<SecretString, SecretError> {
+        self.versions(name).await.map(|v| v.current)
+    }
+
+    async fn versions(&self, name: &str) -> Result<SecretVersions, SecretError> {
         self.values
             .lock()
             .map_err(|_| SecretError::Unavailable("lock poisoned".into()))?
@@ -90,7 +116,10 @@ impl SecretSource for StaticSecrets {
             .cloned()
             .ok_or_else(|| SecretError::NotFound(name.to_owned()))
     }
+}
 
+#[async_trait]
+impl SecretAdmin for StaticSecrets {
     async fn put(&self, name: &str, value: &SecretString) -> Result<(), SecretError> {
         let mut m = self
             .values
@@ -109,11 +138,31 @@ impl SecretSource for StaticSecrets {
 }
 
 /// A TTL cache in front of another source. Entries are keyed by the full secret name, which
-/// embeds the tenant or vendor id, so one tenant's key can never answer for another's.
+/// embeds the tenant or vendor id, so one tenant's key can never answer for another's; and
+/// current-only and versioned reads are kept apart, so that a current-only read never stands in
+/// for a versioned one (it knows no previous value) nor the other way round.
 pub struct CachedSecrets<S> {
     inner: S,
     ttl: Duration,
-    entries: Mutex<HashMap<String, (Instant, SecretVersions)>>,
+    current: Mutex<HashMap<String, (Instant, SecretString)>>,
+    versions: Mutex<HashMap<String, (Instant, SecretVersions)>>,
+}
+
+fn fresh<T: Clone>(
+    m: &Mutex<HashMap<String, (Instant, T)>>,
+    name: &str,
+    ttl: Duration,
+) -> Option<T> {
+    let m = m.lock().ok()?;
+    m.get(name)
+        .filter(|(at, _)| at.elapsed() < ttl)
+        .map(|(_, v)| v.clone())
+}
+
+fn remember<T>(m: &Mutex<HashMap<String, (Instant, T)>>, name: &str, value: T) {
+    if let Ok(mut m) = m.lock() {
+        m.insert(name.to_owned(), (Instant::now(), value));
+    }
 }
 
 impl<S: SecretSource> CachedSecrets<S> {
@@ -121,34 +170,41 @@ impl<S: SecretSource> CachedSecrets<S> {
         Self {
             inner,
             ttl,
-            entries: Mutex::new(HashMap::new()),
+            current: Mutex::new(HashMap::new()),
+            versions: Mutex::new(HashMap::new()),
         }
-    }
-
-    fn cached(&self, name: &str) -> Option<SecretVersions> {
-        let m = self.entries.lock().ok()?;
-        m.get(name)
-            .filter(|(at, _)| at.elapsed() < self.ttl)
-            .map(|(_, v)| v.clone())
     }
 }
 
 #[async_trait]
 impl<S: SecretSource> SecretSource for CachedSecrets<S> {
-    async fn get(&self, name: &str) -> Result<SecretVersions, SecretError> {
-        if let Some(v) = self.cached(name) {
+    async fn current(&self, name: &str) -> Result<SecretString, SecretError> {
+        if let Some(v) = fresh(&self.current, name, self.ttl) {
             return Ok(v);
         }
-        let v = self.inner.get(name).await?;
-        if let Ok(mut m) = self.entries.lock() {
-            m.insert(name.to_owned(), (Instant::now(), v.clone()));
-        }
+        let v = self.inner.current(name).await?;
+        remember(&self.current, name, v.clone());
         Ok(v)
     }
 
+    async fn versions(&self, name: &str) -> Result<SecretVersions, SecretError> {
+        if let Some(v) = fresh(&self.versions, name, self.ttl) {
+            return Ok(v);
+        }
+        let v = self.inner.versions(name).await?;
+        remember(&self.versions, name, v.clone());
+        Ok(v)
+    }
+}
+
+#[async_trait]
+impl<S: SecretAdmin> SecretAdmin for CachedSecrets<S> {
     async fn put(&self, name: &str, value: &SecretString) -> Result<(), SecretError> {
         self.inner.put(name, value).await?;
-        if let Ok(mut m) = self.entries.lock() {
+        if let Ok(mut m) = self.current.lock() {
+            m.remove(name);
+        }
+        if let Ok(mut m) = self.versions.lock() {
             m.remove(name);
         }
         Ok(())
@@ -161,35 +217,66 @@ mod tests {
     use secrecy::ExposeSecret;
     use std::sync::atomic::{AtomicUsize, Ordering};
 
-    struct Counting(StaticSecrets, AtomicUsize);
+    /// Counts the reads that reach the source, by kind.
+    #[derive(Default)]
+    struct Counting {
+        inner: StaticSecrets,
+        current: AtomicUsize,
+        versions: AtomicUsize,
+    }
 
     #[async_trait]
     impl SecretSource for Counting {
-        async fn get(&self, name: &str) -> Result<SecretVersions, SecretError> {
-            self.1.fetch_add(1, Ordering::SeqCst);
-            self.0.get(name).await
+        async fn current(&self, name: &str) -> Result<SecretString, SecretError> {
+            self.current.fetch_add(1, Ordering::SeqCst);
+            self.inner.current(name).await
         }
+        async fn versions(&self, name: &str) -> Result<SecretVersions, SecretError> {
+            self.versions.fetch_add(1, Ordering::SeqCst);
+            self.inner.versions(name).await
+        }
+    }
+
+    #[async_trait]
+    impl SecretAdmin for Counting {
         async fn put(&self, name: &str, value: &SecretString) -> Result<(), SecretError> {
-            self.0.put(name, value).await
+            self.inner.put(name, value).await
         }
+    }
+
+    fn cached() -> CachedSecrets<Counting> {
+        CachedSecrets::new(Counting::default(), Duration::from_secs(60))
     }
 
     #[tokio::test]
     async fn a_warm_read_makes_no_call_to_the_source() {
-        let c = CachedSecrets::new(
-            Counting(StaticSecrets::new(), AtomicUsize::new(0)),
-            Duration::from_secs(60),
-        );
+        let c = cached();
         c.put("a", &SecretString::from("one")).await.expect("put");
-        assert_eq!(
-            c.get("a").await.expect("get").current.expose_secret(),
-            "one"
-        );
-        assert_eq!(
-            c.get("a").await.expect("get").current.expose_secret(),
-            "one"
-        );
-        assert_eq!(c.inner.1.load(Ordering::SeqCst), 1);
+        for _ in 0..2 {
+            assert_eq!(c.current("a").await.expect("get").expose_secret(), "one");
+        }
+        assert_eq!(c.inner.current.load(Ordering::SeqCst), 1);
+        assert_eq!(c.inner.versions.load(Ordering::SeqCst), 0);
+    }
+
+    #[tokio::test]
+    async fn current_and_versioned_reads_are_cached_apart() {
+        let c = cached();
+        c.put("v", &SecretString::from("old")).await.expect("put");
+        c.put("v", &SecretString::from("new")).await.expect("put");
+        assert_eq!(c.current("v").await.expect("get").expose_secret(), "new");
+        // A cached current value knows no previous one: the versioned read asks the source.
+        let v = c.versions("v").await.expect("get");
+        assert_eq!(v.previous.expect("previous").expose_secret(), "old");
+        c.versions("v").await.expect("get");
+        c.current("v").await.expect("get");
+        assert_eq!(c.inner.current.load(Ordering::SeqCst), 1);
+        assert_eq!(c.inner.versions.load(Ordering::SeqCst), 1);
+        // A put forgets both.
+        c.put("v", &SecretString::from("newer")).await.expect("put");
+        assert_eq!(c.current("v").await.expect("get").expose_secret(), "newer");
+        let v = c.versions("v").await.expect("get");
+        assert_eq!(v.previous.expect("previous").expose_secret(), "new");
     }
 
     #[tokio::test]
@@ -197,7 +284,7 @@ mod tests {
         let s = StaticSecrets::new();
         s.put("v", &SecretString::from("old")).await.expect("put");
         s.put("v", &SecretString::from("new")).await.expect("put");
-        let v = s.get("v").await.expect("get");
+        let v = s.versions("v").await.expect("get");
         assert_eq!(v.current.expose_secret(), "new");
         assert_eq!(
             v.previous.map(|p| p.expose_secret().to_owned()),

@@ -126,13 +126,12 @@ impl VendorGateway for SignedProtocol {
     ) -> Result<VendorReply, VendorError> {
         let secret = self
             .secrets
-            .get(&self.names.signing_secret(&vendor.id))
+            .current(&self.names.signing_secret(&vendor.id))
             .await
             .map_err(|e| VendorError::Unavailable {
                 attempts: 0,
                 last: e.to_string(),
-            })?
-            .current;
+            })?;
         let msg_id = match message {
             Message::Order => order_message_id(id),
             Message::Cancel => cancel_message_id(id),
@@ -151,7 +150,7 @@ impl VendorGateway for SignedProtocol {
     ) -> Result<VerifiedCallback, CallbackError> {
         let secrets = match self
             .secrets
-            .get(&self.names.signing_secret(&vendor.id))
+            .versions(&self.names.signing_secret(&vendor.id))
             .await
         {
             Ok(s) => s.all(),

@@ -8,7 +8,7 @@ use std::time::Duration;
 use base64::Engine;
 use hub::domain::{Package, PackageId, PackageRef, Tenant, TenantId, TokenHash, Vendor, VendorId};
 use hub::ports::AdminStore;
-use hub::secrets::{SecretSource, SecretsManagerSource};
+use hub::secrets::{SecretAdmin, SecretsManagerSource};
 use hub::store::DynamoDbStore;
 use hub_local::openapi::OpenApi;
 use hub_local::server::RunningHub;
@@ -477,7 +477,7 @@ impl Fixture {
 /// Writes tenants, vendors and their secrets the way an operator would.
 async fn seed(
     store: &dyn AdminStore,
-    secrets: &dyn SecretSource,
+    secrets: &dyn SecretAdmin,
     names: &hub::secrets::SecretNames,
     reg: &Registry,
 ) {

@@ -167,7 +167,7 @@ impl Deployment {
     }
 
     async fn secret(&self, name: &str) -> Vec<String> {
-        let v = self.secrets.get(name).await.unwrap();
+        let v = self.secrets.versions(name).await.unwrap();
         v.all()
             .iter()
             .map(|s| s.expose_secret().to_owned())

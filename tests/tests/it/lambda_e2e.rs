@@ -252,3 +252,46 @@ async fn dynamodb_failures_mid_request_are_a_clean_503_and_leave_nothing_half_wr
     assert_eq!(f.ashby.accepted_for(&id).len(), 1, "exactly once");
     f.stop().await;
 }
+
+/// A tenant's Ashby API key is only ever used at its current version: a function reads it with
+/// one GetSecretValue (AWSCURRENT). A vendor's signing secret is read at both versions only
+/// where callbacks are verified (the previous one still verifies during a rotation); signing an
+/// order needs the current one alone.
+#[tokio::test]
+async fn the_ashby_key_is_read_with_one_call_and_a_signing_secret_with_two_only_to_verify() {
+    use hub_tests::aws_proxy::AwsProxy;
+    let proxy = AwsProxy::start(&hub_tests::aws::endpoint()).await;
+    let f = Fixture::lambda_with(1, |_| {
+        vec![("AWS_ENDPOINT_URL".to_owned(), proxy.url().to_owned())]
+    })
+    .await;
+    let id = f.start_ok().await;
+    let (s, b) = f
+        .vendor
+        .callback(
+            &f.callback_url("acme"),
+            "wh-reads",
+            &json!({"assessment_id": id, "status": "in_progress"}),
+        )
+        .await;
+    assert_eq!(s, 200, "{b}");
+    f.ashby.wait_for(&id, 1, Duration::from_secs(10)).await;
+    let reads = |secret: &str| -> Vec<String> {
+        proxy
+            .calls()
+            .into_iter()
+            .filter(|c| c.operation == "secretsmanager:GetSecretValue")
+            .filter(|c| c.secret_id().is_some_and(|n| n.ends_with(secret)))
+            .map(|c| c.body["VersionStage"].as_str().unwrap_or("-").to_owned())
+            .collect()
+    };
+    assert_eq!(reads("tenants/globex/ashby-api-key"), ["AWSCURRENT"]);
+    let mut signing = reads("vendors/acme/signing-secret");
+    signing.sort();
+    assert_eq!(
+        signing,
+        ["AWSCURRENT", "AWSCURRENT", "AWSPREVIOUS"],
+        "start-assessment signs with the current secret; result-callback verifies with both"
+    );
+    f.stop().await;
+}

@@ -1,5 +1,6 @@
 //! `SecretsManagerSource` against the Secrets Manager wire protocol (moto): reads, writes,
-//! rotation, a missing secret, and the cache in front of it (counted on the wire).
+//! rotation, a missing secret, how many calls each kind of read makes, and the cache in front of
+//! it (counted on the wire).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -8,7 +9,7 @@ use std::time::Duration;
 use aws_sdk_secretsmanager::config::interceptors::BeforeTransmitInterceptorContextRef;
 use aws_sdk_secretsmanager::config::{ConfigBag, Intercept, RuntimeComponents};
 use aws_sdk_secretsmanager::error::BoxError;
-use hub::secrets::{CachedSecrets, SecretError, SecretSource, SecretsManagerSource};
+use hub::secrets::{CachedSecrets, SecretAdmin, SecretError, SecretSource, SecretsManagerSource};
 use secrecy::{ExposeSecret, SecretString};
 
 async fn source() -> SecretsManagerSource {
@@ -32,9 +33,10 @@ async fn a_new_secret_is_created_and_read_back_without_a_previous_value() {
         .put(&name, &SecretString::from("whsec_one"))
         .await
         .unwrap();
-    let v = secrets.get(&name).await.unwrap();
+    let v = secrets.versions(&name).await.unwrap();
     assert_eq!(exposed(&v.current), "whsec_one");
     assert!(v.previous.is_none());
+    assert_eq!(exposed(&secrets.current(&name).await.unwrap()), "whsec_one");
 }
 
 #[tokio::test]
@@ -48,7 +50,7 @@ async fn a_rotated_secret_keeps_its_previous_value_for_verification() {
         .put(&name, &SecretString::from("new"))
         .await
         .unwrap();
-    let v = secrets.get(&name).await.unwrap();
+    let v = secrets.versions(&name).await.unwrap();
     assert_eq!(exposed(&v.current), "new");
     assert_eq!(v.previous.as_ref().map(exposed), Some("old"));
     let all: Vec<String> = v.all().iter().map(|s| exposed(s).to_owned()).collect();
@@ -58,7 +60,7 @@ async fn a_rotated_secret_keeps_its_previous_value_for_verification() {
         .put(&name, &SecretString::from("newest"))
         .await
         .unwrap();
-    let v = secrets.get(&name).await.unwrap();
+    let v = secrets.versions(&name).await.unwrap();
     assert_eq!(exposed(&v.current), "newest");
     assert_eq!(v.previous.as_ref().map(exposed), Some("new"));
 }
@@ -67,7 +69,11 @@ async fn a_rotated_secret_keeps_its_previous_value_for_verification() {
 async fn a_missing_secret_is_not_found_by_name() {
     let (secrets, name) = (source().await, name());
     assert_eq!(
-        secrets.get(&name).await.unwrap_err(),
+        secrets.current(&name).await.unwrap_err(),
+        SecretError::NotFound(name.clone())
+    );
+    assert_eq!(
+        secrets.versions(&name).await.unwrap_err(),
         SecretError::NotFound(name)
     );
 }
@@ -95,7 +101,11 @@ async fn an_unreachable_secrets_manager_is_unavailable_and_never_echoes_the_valu
     assert!(matches!(err, SecretError::Unavailable(_)), "{err:?}");
     assert!(!format!("{err} {err:?}").contains("do-not-print"));
     assert!(matches!(
-        secrets.get(&name()).await,
+        secrets.current(&name()).await,
+        Err(SecretError::Unavailable(_))
+    ));
+    assert!(matches!(
+        secrets.versions(&name()).await,
         Err(SecretError::Unavailable(_))
     ));
 }
@@ -123,30 +133,60 @@ impl Intercept for CountGets {
     }
 }
 
-#[tokio::test]
-async fn a_warm_read_through_the_cache_makes_no_second_secrets_manager_call() {
+/// A source whose GetSecretValue requests are counted as they go out.
+async fn counted() -> (SecretsManagerSource, Arc<AtomicUsize>) {
     let gets = Arc::new(AtomicUsize::new(0));
     let sdk = hub_tests::aws::sdk_config().await;
     let config = aws_sdk_secretsmanager::config::Builder::from(&sdk)
         .interceptor(CountGets(gets.clone()))
         .build();
-    let cached = CachedSecrets::new(
+    (
         SecretsManagerSource::new(aws_sdk_secretsmanager::Client::from_conf(config)),
-        Duration::from_secs(300),
-    );
+        gets,
+    )
+}
+
+#[tokio::test]
+async fn a_current_only_read_makes_one_call_even_during_a_rotation() {
+    let (secrets, gets) = counted().await;
+    let name = name();
+    secrets
+        .put(&name, &SecretString::from("old"))
+        .await
+        .unwrap();
+    secrets
+        .put(&name, &SecretString::from("new"))
+        .await
+        .unwrap();
+    assert_eq!(exposed(&secrets.current(&name).await.unwrap()), "new");
+    assert_eq!(gets.load(Ordering::SeqCst), 1, "AWSCURRENT only");
+    let v = secrets.versions(&name).await.unwrap();
+    assert_eq!(v.previous.as_ref().map(exposed), Some("old"));
+    assert_eq!(gets.load(Ordering::SeqCst), 3, "AWSCURRENT and AWSPREVIOUS");
+}
+
+#[tokio::test]
+async fn a_warm_read_through_the_cache_makes_no_second_secrets_manager_call() {
+    let (source, gets) = counted().await;
+    let cached = CachedSecrets::new(source, Duration::from_secs(300));
     let name = name();
     cached.put(&name, &SecretString::from("one")).await.unwrap();
-    assert_eq!(exposed(&cached.get(&name).await.unwrap().current), "one");
-    let cold = gets.load(Ordering::SeqCst);
-    assert!(cold > 0, "the cold read went to Secrets Manager");
-    assert_eq!(exposed(&cached.get(&name).await.unwrap().current), "one");
+    assert_eq!(exposed(&cached.current(&name).await.unwrap()), "one");
     assert_eq!(
         gets.load(Ordering::SeqCst),
-        cold,
-        "the warm read made a call"
+        1,
+        "the cold read went out once"
     );
+    assert_eq!(exposed(&cached.current(&name).await.unwrap()), "one");
+    assert_eq!(gets.load(Ordering::SeqCst), 1, "the warm read made a call");
+    // A versioned read is cached apart: it goes out (twice) once, then not again.
+    for _ in 0..2 {
+        let v = cached.versions(&name).await.unwrap();
+        assert_eq!(exposed(&v.current), "one");
+    }
+    assert_eq!(gets.load(Ordering::SeqCst), 3);
     // A write through the cache is seen at once, at the cost of one more cold read.
     cached.put(&name, &SecretString::from("two")).await.unwrap();
-    assert_eq!(exposed(&cached.get(&name).await.unwrap().current), "two");
-    assert_eq!(gets.load(Ordering::SeqCst), 2 * cold);
+    assert_eq!(exposed(&cached.current(&name).await.unwrap()), "two");
+    assert_eq!(gets.load(Ordering::SeqCst), 4);
 }

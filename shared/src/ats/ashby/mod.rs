@@ -50,10 +50,10 @@ impl AtsGateway for AshbyGateway {
     async fn send(&self, tenant: &Tenant, body: &str) -> Result<(), AtsError> {
         let key = match self
             .secrets
-            .get(&self.names.ashby_api_key(&tenant.id))
+            .current(&self.names.ashby_api_key(&tenant.id))
             .await
         {
-            Ok(k) => k.current,
+            Ok(k) => k,
             Err(SecretError::NotFound(_)) => return Err(AtsError::NoCredentials),
             Err(e) => return Err(AtsError::Unavailable(e.to_string())),
         };

@@ -23,7 +23,7 @@ use base64::Engine;
 use http::{HeaderMap, HeaderName, HeaderValue};
 use hub::domain::{Package, PackageId, PackageRef, Tenant, TenantId, TokenHash, Vendor, VendorId};
 use hub::ports::RegistryAdmin;
-use hub::secrets::{SecretNames, SecretSource, SecretsManagerSource};
+use hub::secrets::{SecretAdmin, SecretNames, SecretsManagerSource};
 use hub::store::DynamoDbStore;
 use hub_tests::aws_proxy::{AwsCall, AwsProxy};
 use hub_tests::fakes::{FakeAshby, FakeVendor};
