@@ -7,6 +7,7 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use aws_sdk_dynamodb::client::Waiters;
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, AttributeValue, BillingMode, IndexStatus, KeySchemaElement, KeyType,
     ProjectionType, ScalarAttributeType, TimeToLiveStatus,
@@ -24,6 +25,7 @@ use hub::ports::{
 };
 use hub::ports::{MAX_TENANT_TOKENS, RegistryOutcome};
 use hub::store::{DynamoDbStore, MemoryStore};
+use hub_tests::aws_proxy::AwsProxy;
 use tokio::sync::Barrier;
 use tokio::task::JoinSet;
 use url::Url;
@@ -1933,6 +1935,21 @@ async fn dynamodb_writes_to_unknown_deliveries_leave_no_item() {
 #[tokio::test]
 async fn dynamodb_a_table_made_before_the_due_index_is_given_it() {
     let client = aws_sdk_dynamodb::Client::new(&hub_tests::aws::sdk_config().await);
+    a_table_made_before_the_due_index_is_given_it(&client).await;
+}
+
+/// The same with DynamoDB's timing, which moto does not have: a new table, and an index added to
+/// a table, are being created for a while, and a table being created refuses writes.
+#[tokio::test]
+async fn dynamodb_a_table_made_before_the_due_index_is_given_it_when_activation_takes_time() {
+    let proxy = AwsProxy::start(&hub_tests::aws::endpoint()).await;
+    proxy.activate_after(Duration::from_secs(5));
+    let client = aws_sdk_dynamodb::Client::new(&hub_tests::aws::sdk_config_at(proxy.url()).await);
+    a_table_made_before_the_due_index_is_given_it(&client).await;
+    assert_met_a_table_and_an_index_being_created(&proxy);
+}
+
+async fn a_table_made_before_the_due_index_is_given_it(client: &aws_sdk_dynamodb::Client) {
     let table = unique("hub-test-old");
     let attribute = |name: &str| {
         AttributeDefinition::builder()
@@ -1959,16 +1976,72 @@ async fn dynamodb_a_table_made_before_the_due_index_is_given_it() {
         .send()
         .await
         .unwrap();
+    // DynamoDB creates a table in the background and refuses writes until it is active.
+    client
+        .wait_until_table_exists()
+        .table_name(&table)
+        .wait(Duration::from_secs(120))
+        .await
+        .unwrap();
     let store = DynamoDbStore::new(client.clone(), table.clone());
     let a = created(&store).await;
-    DynamoDbStore::create_table(&client, &table).await.unwrap();
-    assert_due_index(&client, &table).await;
+    DynamoDbStore::create_table(client, &table).await.unwrap();
+    assert_due_index(client, &table).await;
     // Deliveries written before the index existed are in it once it is built.
     let want = vec![due_ref(a.id, 1, NOW)];
     assert_eq!(
         due_once(&store, Timestamp::MAX, 10, |d| d == want).await,
         want
     );
+}
+
+#[tokio::test]
+async fn dynamodb_creating_the_table_returns_once_the_table_and_its_index_are_active() {
+    let proxy = AwsProxy::start(&hub_tests::aws::endpoint()).await;
+    proxy.activate_after(Duration::from_secs(5));
+    let client = aws_sdk_dynamodb::Client::new(&hub_tests::aws::sdk_config_at(proxy.url()).await);
+    let table = unique("hub-test-slow");
+    DynamoDbStore::create_table(&client, &table).await.unwrap();
+    assert_due_index(&client, &table).await;
+    let ttl = client
+        .describe_time_to_live()
+        .table_name(&table)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        ttl.time_to_live_description()
+            .and_then(|d| d.time_to_live_status()),
+        Some(&TimeToLiveStatus::Enabled)
+    );
+    let store = DynamoDbStore::new(client.clone(), table.clone());
+    let a = created(&store).await;
+    let want = vec![due_ref(a.id, 1, NOW)];
+    assert_eq!(
+        due_once(&store, Timestamp::MAX, 10, |d| d == want).await,
+        want
+    );
+    assert_met_a_table_and_an_index_being_created(&proxy);
+}
+
+/// That the proxy did report a table and an index as being created: the test above met
+/// DynamoDB's timing, not moto's.
+fn assert_met_a_table_and_an_index_being_created(proxy: &AwsProxy) {
+    let described: Vec<serde_json::Value> = proxy
+        .calls()
+        .iter()
+        .filter(|c| c.operation == "dynamodb:DescribeTable")
+        .map(|c| c.response_json())
+        .collect();
+    let table_creating = described
+        .iter()
+        .any(|d| d["Table"]["TableStatus"] == "CREATING");
+    let index_creating = described.iter().any(|d| {
+        d["Table"]["GlobalSecondaryIndexes"]
+            .as_array()
+            .is_some_and(|i| i.iter().any(|i| i["IndexStatus"] == "CREATING"))
+    });
+    assert!(table_creating && index_creating, "{described:?}");
 }
 
 /// The table has the `due` index: sparse keys `gsi1pk`/`gsi1sk`, keys only, active.
