@@ -12,7 +12,7 @@ use aws_sdk_dynamodb::types::{
     AttributeDefinition, AttributeValue, BillingMode, IndexStatus, KeySchemaElement, KeyType,
     ProjectionType, ScalarAttributeType, TimeToLiveStatus,
 };
-use hub::clock::Timestamp;
+use hub::clock::{ManualClock, Timestamp};
 use hub::domain::{
     Assessment, AssessmentId, Delivery, DeliveryKind, DeliveryState, NewDelivery, Package,
     PackageId, PackageRef, Status, Tenant, TenantId, TokenHash, Vendor, VendorId,
@@ -1658,6 +1658,48 @@ async fn writes_to_an_unknown_delivery_change_nothing(store: S) {
         order
     );
     assert_eq!(stuck_once(&*store, 10, <[_]>::is_empty).await, vec![]);
+}
+
+// --- the store's clock ---
+
+#[tokio::test]
+async fn memory_a_token_is_stamped_by_the_stores_clock() {
+    let clock = Arc::new(ManualClock::at(NOW));
+    a_token_is_stamped_by_the_stores_clock(
+        Arc::new(MemoryStore::with_clock(clock.clone())),
+        &clock,
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn dynamodb_a_token_is_stamped_by_the_stores_clock() {
+    let clock = Arc::new(ManualClock::at(NOW));
+    let (client, table) = hub_tests::aws::fresh_table().await;
+    let store = DynamoDbStore::with_clock(client, table, clock.clone());
+    a_token_is_stamped_by_the_stores_clock(Arc::new(store), &clock).await;
+}
+
+/// When a token was added is the store's to say, by its injected clock (the only time a store
+/// reads itself).
+async fn a_token_is_stamped_by_the_stores_clock(store: S, clock: &ManualClock) {
+    let (t, first, second, replaced) = (tenant(), token(), token(), token());
+    store.create_tenant(&t, &first).await.unwrap();
+    clock.advance(ms(5_000));
+    store.add_tenant_token(&t.id, &second).await.unwrap();
+    let stamped = |tokens: Vec<hub::ports::TenantToken>| -> Vec<(TokenHash, Timestamp)> {
+        tokens.iter().map(|t| (t.hash, t.added_at_ms)).collect()
+    };
+    assert_eq!(
+        stamped(store.tenant_tokens(&t.id).await.unwrap()),
+        vec![(first, NOW), (second, NOW + ms(5_000))]
+    );
+    clock.advance(ms(5_000));
+    store.put_tenant(&t, &replaced).await.unwrap();
+    assert_eq!(
+        stamped(store.tenant_tokens(&t.id).await.unwrap()),
+        vec![(replaced, NOW + ms(10_000))]
+    );
 }
 
 // --- DynamoDB only: what the table itself must do ---
