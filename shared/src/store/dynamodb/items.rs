@@ -296,8 +296,9 @@ impl AssessmentItem {
     }
 }
 
-/// `ASSESSMENT#<uuid>` / `DELIVERY#<seq>`: one delivery of the queue.
-#[derive(Debug, Serialize, Deserialize)]
+/// `ASSESSMENT#<uuid>` / `DELIVERY#<seq>`: one delivery of the queue. No `Debug`: a vendor
+/// order's `body` carries candidate PII.
+#[derive(Serialize, Deserialize)]
 pub(super) struct DeliveryItem {
     pk: String,
     sk: String,

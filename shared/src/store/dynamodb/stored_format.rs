@@ -164,6 +164,21 @@ fn a_tenant_item_of_the_old_format_decodes_and_is_written_the_same() {
 }
 
 #[test]
+fn empty_lists_and_maps_are_written_as_empty_l_and_m() {
+    let mut bare = tenant();
+    bare.packages.clear();
+    let encoded = TenantItem::encode(&bare, &[], "r1".into()).expect("encodes");
+    assert_eq!(encoded.get("packages"), Some(&AttributeValue::L(vec![])));
+    assert_eq!(
+        encoded.get("tokens"),
+        Some(&AttributeValue::M(HashMap::new()))
+    );
+    let stored = TenantItem::decode(encoded).expect("decodes");
+    assert_eq!(stored.tenant, bare);
+    assert_eq!(stored.tokens(), Ok(vec![]));
+}
+
+#[test]
 fn a_tenant_item_from_before_several_tokens_decodes_with_its_one_token() {
     let old = item([
         ("pk", s("TENANT#t1")),
