@@ -131,6 +131,10 @@ pub enum Fault {
     Throttle,
     /// DynamoDB's `InternalServerError` (HTTP 500).
     ServerError,
+    /// A write caught in another transaction in flight (HTTP 400): a transaction is cancelled
+    /// with `TransactionConflict` as every item's reason, a single-item write answered
+    /// `TransactionConflictException`. Nothing is written; the SDK does not retry it.
+    TransactionConflict,
 }
 
 /// The running proxy; dropping it stops it.
@@ -286,6 +290,11 @@ async fn relay(
                 "ProvisionedThroughputExceededException",
             ),
             Fault::ServerError => (StatusCode::INTERNAL_SERVER_ERROR, "InternalServerError"),
+            Fault::TransactionConflict if op == "dynamodb:TransactWriteItems" => {
+                call.status = StatusCode::BAD_REQUEST.as_u16();
+                return transaction_conflict(call.transact_parts().len());
+            }
+            Fault::TransactionConflict => (StatusCode::BAD_REQUEST, "TransactionConflictException"),
         };
         call.status = status.as_u16();
         return dynamodb_error(status, kind);
@@ -359,6 +368,29 @@ fn dynamodb_error(status: StatusCode, kind: &'static str) -> Response {
     out.headers_mut().insert(
         "x-amzn-errortype",
         axum::http::HeaderValue::from_static(kind),
+    );
+    out
+}
+
+/// A transaction of `items` items cancelled because each was caught in another transaction.
+fn transaction_conflict(items: usize) -> Response {
+    let reason = serde_json::json!({
+        "Code": "TransactionConflict",
+        "Message": "Transaction is ongoing for the item",
+    });
+    let body = serde_json::json!({
+        "__type": "com.amazonaws.dynamodb.v20120810#TransactionCanceledException",
+        "Message": "Transaction cancelled (injected by the test proxy)",
+        "CancellationReasons": vec![reason; items],
+    });
+    let mut out = (StatusCode::BAD_REQUEST, body.to_string()).into_response();
+    out.headers_mut().insert(
+        "content-type",
+        axum::http::HeaderValue::from_static("application/x-amz-json-1.0"),
+    );
+    out.headers_mut().insert(
+        "x-amzn-errortype",
+        axum::http::HeaderValue::from_static("TransactionCanceledException"),
     );
     out
 }

@@ -25,7 +25,7 @@ use hub::ports::{
 };
 use hub::ports::{MAX_TENANT_TOKENS, RegistryOutcome};
 use hub::store::{DynamoDbStore, MemoryStore};
-use hub_tests::aws_proxy::AwsProxy;
+use hub_tests::aws_proxy::{AwsProxy, Fault};
 use tokio::sync::Barrier;
 use tokio::task::JoinSet;
 use url::Url;
@@ -2084,6 +2084,75 @@ fn assert_met_a_table_and_an_index_being_created(proxy: &AwsProxy) {
             .is_some_and(|i| i.iter().any(|i| i["IndexStatus"] == "CREATING"))
     });
     assert!(table_creating && index_creating, "{described:?}");
+}
+
+/// Which level retries a write caught in another transaction (`hub::retry`): a change is answered
+/// `Conflict` at once, for its caller to decide again on a fresh read; a start, a claim or a
+/// registry write tries `CONTENTION.tries` times inside the call, then is `Unavailable`.
+#[tokio::test]
+async fn dynamodb_a_change_caught_in_another_transaction_is_a_conflict_and_other_writes_retry_inside()
+ {
+    let proxy = AwsProxy::start(&hub_tests::aws::endpoint()).await;
+    let (_, table) = hub_tests::aws::fresh_table().await;
+    let client = aws_sdk_dynamodb::Client::new(&hub_tests::aws::sdk_config_at(proxy.url()).await);
+    let store = DynamoDbStore::new(client, table);
+    let a = created(&store).await;
+    let t = tenant();
+    store.create_tenant(&t, &token()).await.unwrap();
+    let tries = hub::retry::CONTENTION.tries as usize;
+    let sent = |op: &str| proxy.operations().iter().filter(|o| *o == op).count();
+    proxy.set_fault(
+        &["dynamodb:TransactWriteItems", "dynamodb:UpdateItem"],
+        Fault::TransactionConflict,
+    );
+
+    proxy.reset();
+    let w = callback(&a, "msg_1", Status::InProgress, "u1");
+    assert_eq!(store.apply(&w).await, Ok(ChangeOutcome::Conflict));
+    assert_eq!(
+        sent("dynamodb:TransactWriteItems"),
+        1,
+        "apply does not retry"
+    );
+
+    let contended = |op: &str| {
+        Some(StoreError::Unavailable(format!(
+            "{op}: still contended after {tries} tries"
+        )))
+    };
+    proxy.reset();
+    assert_eq!(
+        store.claim_delivery(a.id, 1, NOW, NOW + LEASE).await.err(),
+        contended("claim_delivery")
+    );
+    assert_eq!(sent("dynamodb:UpdateItem"), tries);
+    proxy.reset();
+    assert_eq!(
+        store.create_assessment(&start(&t.id, "app-2")).await.err(),
+        contended("create_assessment")
+    );
+    assert_eq!(sent("dynamodb:TransactWriteItems"), tries);
+    proxy.reset();
+    assert_eq!(
+        store.add_tenant_token(&t.id, &token()).await.err(),
+        contended("add_tenant_token")
+    );
+    assert_eq!(sent("dynamodb:TransactWriteItems"), tries);
+    proxy.reset();
+    let renamed = store
+        .update_tenant(&t.id, &|t: &mut Tenant| t.name = "Renamed".into())
+        .await;
+    assert_eq!(renamed.err(), contended("update_tenant"));
+    assert_eq!(
+        sent("dynamodb:UpdateItem"),
+        tries,
+        "no retry nested in a retry"
+    );
+
+    // Nothing was written meanwhile: once the other transaction is gone, the change applies.
+    proxy.clear_fault();
+    assert_eq!(read(&store, a.id).await, a);
+    assert_eq!(store.apply(&w).await, Ok(ChangeOutcome::Applied));
 }
 
 /// The table has the `due` index: sparse keys `gsi1pk`/`gsi1sk`, keys only, active.
