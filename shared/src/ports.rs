@@ -9,7 +9,11 @@
 //! the same change, so a read-then-write race cannot order a check twice. A failed condition is
 //! an answer (`false`, `Existing`, `Duplicate`, `Conflict`), never an error. Implementations are
 //! safe for concurrent use from many requests and many processes; they do not retry
-//! `Unavailable` beyond the AWS SDK's own attempts (see `crate::retry`).
+//! `Unavailable` beyond the AWS SDK's own attempts (see `crate::retry`). A call whose write loses
+//! a race with another write (a claim or a settlement caught in a transaction, a start key taken
+//! over, a registry read-modify-write) tries again inside the call (`crate::retry::CONTENTION`)
+//! and is `Unavailable` once those tries are used up; `Assessments::apply` instead answers
+//! `Conflict` and leaves the retry to its caller.
 
 use async_trait::async_trait;
 
@@ -138,8 +142,8 @@ pub enum ChangeOutcome {
     Applied,
     /// The marker's `webhook-id` was already processed; nothing was written.
     Duplicate,
-    /// The assessment changed since it was read (or does not exist); nothing was written.
-    /// Re-read and decide again.
+    /// The assessment changed since it was read (or does not exist), or the write was caught in
+    /// another write in flight; nothing was written. Re-read and decide again.
     Conflict,
 }
 
@@ -183,7 +187,9 @@ pub trait Assessments: Send + Sync {
     /// Applies `write` atomically: the marker (unless present → `Duplicate`), the change
     /// (conditional on `expected_version` and `expected_update_seq` → `Conflict`; bumps
     /// `version`, appends its deliveries with the next sequence numbers) and the settling of one
-    /// delivery as delivered.
+    /// delivery as delivered. A write caught in another write in flight is `Conflict` as well,
+    /// with nothing written: `apply` never retries, the caller re-reads and decides again
+    /// (`crate::retry::CONFLICT`).
     async fn apply(&self, write: &ChangeWrite) -> StoreResult<ChangeOutcome>;
 }
 

@@ -19,8 +19,14 @@ pub fn endpoint() -> String {
 /// An SDK configuration for the emulator. Region and dummy credentials are set here rather than
 /// read from the environment, so that no test can ever reach a real AWS account.
 pub async fn sdk_config() -> SdkConfig {
+    sdk_config_at(&endpoint()).await
+}
+
+/// The same configuration for another endpoint on loopback, such as a recording proxy in front of
+/// the emulator (`crate::aws_proxy`).
+pub async fn sdk_config_at(endpoint: &str) -> SdkConfig {
     aws_config::defaults(BehaviorVersion::latest())
-        .endpoint_url(endpoint())
+        .endpoint_url(endpoint)
         .region(Region::new("us-east-1"))
         .credentials_provider(Credentials::new("test", "test", None, None, "hub-tests"))
         .load()

@@ -12,10 +12,13 @@
 //! Each call is recorded with its answer. The proxy relays any HTTP, so it also stands in front of
 //! the fake vendor and Ashby to count calls to them. For the benchmark's capacity units it can
 //! also read, around every DynamoDB write, the items the write touches
-//! (see [`AwsProxy::measure_items`]).
+//! (see [`AwsProxy::measure_items`]). And since moto makes a new table or index active at once,
+//! it can make them take their time, as DynamoDB does (see [`AwsProxy::activate_after`]).
 
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use axum::extract::State;
 use axum::http::{HeaderName, StatusCode};
@@ -93,6 +96,31 @@ struct Inner {
     calls: Mutex<Vec<AwsCall>>,
     fault: Mutex<Option<(Vec<String>, Fault)>>,
     measure_items: AtomicBool,
+    activation: Mutex<Activation>,
+}
+
+/// Tables and indexes that are still being created, as the proxy pretends.
+#[derive(Default)]
+struct Activation {
+    /// How long a table or index created from now on stays CREATING; `None`: active at once.
+    after: Option<Duration>,
+    /// Table name → when it becomes active.
+    tables: HashMap<String, Instant>,
+    /// Table name → when the index being added to it becomes active.
+    indexes: HashMap<String, Instant>,
+}
+
+impl Activation {
+    fn table_creating(&self, table: &str) -> bool {
+        self.tables
+            .get(table)
+            .is_some_and(|at| Instant::now() < *at)
+    }
+    fn index_creating(&self, table: &str) -> bool {
+        self.indexes
+            .get(table)
+            .is_some_and(|at| Instant::now() < *at)
+    }
 }
 
 /// An error the proxy answers instead of forwarding, for fault-injection tests.
@@ -103,6 +131,10 @@ pub enum Fault {
     Throttle,
     /// DynamoDB's `InternalServerError` (HTTP 500).
     ServerError,
+    /// A write caught in another transaction in flight (HTTP 400): a transaction is cancelled
+    /// with `TransactionConflict` as every item's reason, a single-item write answered
+    /// `TransactionConflictException`. Nothing is written; the SDK does not retry it.
+    TransactionConflict,
 }
 
 /// The running proxy; dropping it stops it.
@@ -124,6 +156,7 @@ impl AwsProxy {
             calls: Mutex::new(Vec::new()),
             fault: Mutex::new(None),
             measure_items: AtomicBool::new(false),
+            activation: Mutex::new(Activation::default()),
         });
         let router = axum::Router::new()
             .fallback(forward)
@@ -169,6 +202,16 @@ impl AwsProxy {
     /// caller at a time: another caller's write between the reads would blur them.
     pub fn measure_items(&self, on: bool) {
         self.inner.measure_items.store(on, Ordering::SeqCst);
+    }
+
+    /// From now on, a table created through the proxy (`CreateTable`), and an index added through
+    /// it (`UpdateTable`), is being created for `after`, as DynamoDB has it: `DescribeTable`
+    /// reports the table (with its indexes) or the index `CREATING`; a table being created answers
+    /// every read and write with `ResourceNotFoundException` and every change (`UpdateTable`,
+    /// `UpdateTimeToLive`) with `ResourceInUseException`; an index being created answers a query
+    /// or scan of it with `ValidationException`.
+    pub fn activate_after(&self, after: Duration) {
+        self.inner.activation.lock().unwrap().after = Some(after);
     }
 
     /// Forgets what was recorded; the proxy keeps forwarding.
@@ -247,22 +290,18 @@ async fn relay(
                 "ProvisionedThroughputExceededException",
             ),
             Fault::ServerError => (StatusCode::INTERNAL_SERVER_ERROR, "InternalServerError"),
+            Fault::TransactionConflict if op == "dynamodb:TransactWriteItems" => {
+                call.status = StatusCode::BAD_REQUEST.as_u16();
+                return transaction_conflict(call.transact_parts().len());
+            }
+            Fault::TransactionConflict => (StatusCode::BAD_REQUEST, "TransactionConflictException"),
         };
-        let body = serde_json::json!({
-            "__type": format!("com.amazonaws.dynamodb.v20120810#{kind}"),
-            "message": "injected by the test proxy",
-        });
-        let mut out = (status, body.to_string()).into_response();
-        out.headers_mut().insert(
-            "content-type",
-            axum::http::HeaderValue::from_static("application/x-amz-json-1.0"),
-        );
-        out.headers_mut().insert(
-            "x-amzn-errortype",
-            axum::http::HeaderValue::from_static(kind),
-        );
         call.status = status.as_u16();
-        return out;
+        return dynamodb_error(status, kind);
+    }
+    if let Some(kind) = refused_while_creating(&inner.activation.lock().unwrap(), call) {
+        call.status = StatusCode::BAD_REQUEST.as_u16();
+        return dynamodb_error(StatusCode::BAD_REQUEST, kind);
     }
 
     let written = if inner.measure_items.load(Ordering::SeqCst) {
@@ -290,8 +329,16 @@ async fn relay(
         Err(e) => return (StatusCode::BAD_GATEWAY, format!("proxy: {e}")).into_response(),
     };
     let status = resp.status();
-    let headers = resp.headers().clone();
-    let bytes = resp.bytes().await.unwrap_or_default();
+    let mut headers = resp.headers().clone();
+    let mut bytes = resp.bytes().await.unwrap_or_default();
+    if status.is_success()
+        && let Some(rewritten) =
+            track_activation(&mut inner.activation.lock().unwrap(), call, &bytes)
+    {
+        bytes = rewritten;
+        // The emulator's checksum of the body it sent, if any, is no longer right.
+        headers.remove("x-amz-crc32");
+    }
     call.status = status.as_u16();
     call.response = bytes.clone();
     for ((table, key), before) in written.iter().zip(before) {
@@ -305,6 +352,118 @@ async fn relay(
         }
     }
     out
+}
+
+/// A DynamoDB error answer, as the service spells it.
+fn dynamodb_error(status: StatusCode, kind: &'static str) -> Response {
+    let body = serde_json::json!({
+        "__type": format!("com.amazonaws.dynamodb.v20120810#{kind}"),
+        "message": "injected by the test proxy",
+    });
+    let mut out = (status, body.to_string()).into_response();
+    out.headers_mut().insert(
+        "content-type",
+        axum::http::HeaderValue::from_static("application/x-amz-json-1.0"),
+    );
+    out.headers_mut().insert(
+        "x-amzn-errortype",
+        axum::http::HeaderValue::from_static(kind),
+    );
+    out
+}
+
+/// A transaction of `items` items cancelled because each was caught in another transaction.
+fn transaction_conflict(items: usize) -> Response {
+    let reason = serde_json::json!({
+        "Code": "TransactionConflict",
+        "Message": "Transaction is ongoing for the item",
+    });
+    let body = serde_json::json!({
+        "__type": "com.amazonaws.dynamodb.v20120810#TransactionCanceledException",
+        "Message": "Transaction cancelled (injected by the test proxy)",
+        "CancellationReasons": vec![reason; items],
+    });
+    let mut out = (StatusCode::BAD_REQUEST, body.to_string()).into_response();
+    out.headers_mut().insert(
+        "content-type",
+        axum::http::HeaderValue::from_static("application/x-amz-json-1.0"),
+    );
+    out.headers_mut().insert(
+        "x-amzn-errortype",
+        axum::http::HeaderValue::from_static("TransactionCanceledException"),
+    );
+    out
+}
+
+/// The error DynamoDB answers `call` with while a table or index it names is being created.
+fn refused_while_creating(activation: &Activation, call: &AwsCall) -> Option<&'static str> {
+    let tables = call.table_names();
+    let creating = tables.iter().any(|t| activation.table_creating(t));
+    match call.operation.as_str() {
+        "dynamodb:CreateTable"
+        | "dynamodb:DeleteTable"
+        | "dynamodb:DescribeTable"
+        | "dynamodb:DescribeTimeToLive"
+        | "dynamodb:ListTables" => None,
+        "dynamodb:UpdateTable" | "dynamodb:UpdateTimeToLive" => {
+            creating.then_some("ResourceInUseException")
+        }
+        op if op.starts_with("dynamodb:") && creating => Some("ResourceNotFoundException"),
+        "dynamodb:Query" | "dynamodb:Scan"
+            if call.index_name().is_some()
+                && tables.iter().any(|t| activation.index_creating(t)) =>
+        {
+            Some("ValidationException")
+        }
+        _ => None,
+    }
+}
+
+/// Notes a table or index created by `call` (answered `response`), and rewrites a
+/// `DescribeTable` answer of one still being created. `Some`: the answer to send instead.
+fn track_activation(
+    activation: &mut Activation,
+    call: &AwsCall,
+    response: &[u8],
+) -> Option<axum::body::Bytes> {
+    let table = call.body["TableName"].as_str()?.to_owned();
+    let after = activation.after;
+    match call.operation.as_str() {
+        "dynamodb:CreateTable" => {
+            activation.tables.insert(table, Instant::now() + after?);
+            None
+        }
+        "dynamodb:UpdateTable" => {
+            let adds_index = call.body["GlobalSecondaryIndexUpdates"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .any(|u| u.get("Create").is_some());
+            if adds_index {
+                activation.indexes.insert(table, Instant::now() + after?);
+            }
+            None
+        }
+        "dynamodb:DescribeTable" => {
+            let table_creating = activation.table_creating(&table);
+            if !table_creating && !activation.index_creating(&table) {
+                return None;
+            }
+            let mut described: Value = serde_json::from_slice(response).ok()?;
+            if table_creating {
+                described["Table"]["TableStatus"] = "CREATING".into();
+            }
+            for index in described["Table"]["GlobalSecondaryIndexes"]
+                .as_array_mut()
+                .into_iter()
+                .flatten()
+            {
+                index["IndexStatus"] = "CREATING".into();
+            }
+            Some(described.to_string().into())
+        }
+        _ => None,
+    }
 }
 
 /// The table and key of every item a DynamoDB write names (the table's key is `pk`, `sk`).
@@ -369,6 +528,88 @@ mod tests {
             "secretsmanager:GetSecretValue"
         );
         assert_eq!(operation(None, "GET", "/x"), "unknown:GET /x");
+    }
+
+    fn call(operation: &str, body: Value) -> AwsCall {
+        AwsCall {
+            operation: operation.into(),
+            body,
+            status: 200,
+            response: axum::body::Bytes::new(),
+            items: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn a_table_being_created_refuses_reads_writes_and_changes_until_it_is_active() {
+        let mut activation = Activation {
+            after: Some(Duration::from_secs(60)),
+            ..Activation::default()
+        };
+        let named = |op: &str| call(op, serde_json::json!({"TableName": "t"}));
+        assert_eq!(
+            track_activation(&mut activation, &named("dynamodb:CreateTable"), b"{}"),
+            None
+        );
+        let described = track_activation(
+            &mut activation,
+            &named("dynamodb:DescribeTable"),
+            br#"{"Table":{"TableStatus":"ACTIVE","GlobalSecondaryIndexes":[{"IndexStatus":"ACTIVE"}]}}"#,
+        )
+        .expect("rewritten");
+        let described: Value = serde_json::from_slice(&described).unwrap();
+        assert_eq!(described["Table"]["TableStatus"], "CREATING");
+        assert_eq!(
+            described["Table"]["GlobalSecondaryIndexes"][0]["IndexStatus"],
+            "CREATING"
+        );
+        for (op, refused) in [
+            ("dynamodb:PutItem", Some("ResourceNotFoundException")),
+            ("dynamodb:Query", Some("ResourceNotFoundException")),
+            ("dynamodb:UpdateTimeToLive", Some("ResourceInUseException")),
+            ("dynamodb:UpdateTable", Some("ResourceInUseException")),
+            ("dynamodb:DescribeTable", None),
+            ("dynamodb:CreateTable", None),
+        ] {
+            assert_eq!(
+                refused_while_creating(&activation, &named(op)),
+                refused,
+                "{op}"
+            );
+        }
+        let elsewhere = call("dynamodb:PutItem", serde_json::json!({"TableName": "u"}));
+        assert_eq!(refused_while_creating(&activation, &elsewhere), None);
+        let transaction = call(
+            "dynamodb:TransactWriteItems",
+            serde_json::json!({"TransactItems": [{"Put": {"TableName": "t"}}]}),
+        );
+        assert_eq!(
+            refused_while_creating(&activation, &transaction),
+            Some("ResourceNotFoundException")
+        );
+        // Active now: an index added to it is the one being created.
+        activation.tables.insert("t".into(), Instant::now());
+        assert_eq!(
+            refused_while_creating(&activation, &named("dynamodb:PutItem")),
+            None
+        );
+        let add_index = call(
+            "dynamodb:UpdateTable",
+            serde_json::json!({"TableName": "t", "GlobalSecondaryIndexUpdates": [{"Create": {}}]}),
+        );
+        track_activation(&mut activation, &add_index, b"{}");
+        let index_query = call(
+            "dynamodb:Query",
+            serde_json::json!({"TableName": "t", "IndexName": "due"}),
+        );
+        assert_eq!(
+            refused_while_creating(&activation, &index_query),
+            Some("ValidationException")
+        );
+        assert_eq!(
+            refused_while_creating(&activation, &named("dynamodb:Query")),
+            None
+        );
     }
 
     #[test]

@@ -7,11 +7,12 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use aws_sdk_dynamodb::client::Waiters;
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, AttributeValue, BillingMode, IndexStatus, KeySchemaElement, KeyType,
     ProjectionType, ScalarAttributeType, TimeToLiveStatus,
 };
-use hub::clock::Timestamp;
+use hub::clock::{ManualClock, Timestamp};
 use hub::domain::{
     Assessment, AssessmentId, Delivery, DeliveryKind, DeliveryState, NewDelivery, Package,
     PackageId, PackageRef, Status, Tenant, TenantId, TokenHash, Vendor, VendorId,
@@ -24,6 +25,7 @@ use hub::ports::{
 };
 use hub::ports::{MAX_TENANT_TOKENS, RegistryOutcome};
 use hub::store::{DynamoDbStore, MemoryStore};
+use hub_tests::aws_proxy::{AwsProxy, Fault};
 use tokio::sync::Barrier;
 use tokio::task::JoinSet;
 use url::Url;
@@ -1658,6 +1660,48 @@ async fn writes_to_an_unknown_delivery_change_nothing(store: S) {
     assert_eq!(stuck_once(&*store, 10, <[_]>::is_empty).await, vec![]);
 }
 
+// --- the store's clock ---
+
+#[tokio::test]
+async fn memory_a_token_is_stamped_by_the_stores_clock() {
+    let clock = Arc::new(ManualClock::at(NOW));
+    a_token_is_stamped_by_the_stores_clock(
+        Arc::new(MemoryStore::with_clock(clock.clone())),
+        &clock,
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn dynamodb_a_token_is_stamped_by_the_stores_clock() {
+    let clock = Arc::new(ManualClock::at(NOW));
+    let (client, table) = hub_tests::aws::fresh_table().await;
+    let store = DynamoDbStore::with_clock(client, table, clock.clone());
+    a_token_is_stamped_by_the_stores_clock(Arc::new(store), &clock).await;
+}
+
+/// When a token was added is the store's to say, by its injected clock (the only time a store
+/// reads itself).
+async fn a_token_is_stamped_by_the_stores_clock(store: S, clock: &ManualClock) {
+    let (t, first, second, replaced) = (tenant(), token(), token(), token());
+    store.create_tenant(&t, &first).await.unwrap();
+    clock.advance(ms(5_000));
+    store.add_tenant_token(&t.id, &second).await.unwrap();
+    let stamped = |tokens: Vec<hub::ports::TenantToken>| -> Vec<(TokenHash, Timestamp)> {
+        tokens.iter().map(|t| (t.hash, t.added_at_ms)).collect()
+    };
+    assert_eq!(
+        stamped(store.tenant_tokens(&t.id).await.unwrap()),
+        vec![(first, NOW), (second, NOW + ms(5_000))]
+    );
+    clock.advance(ms(5_000));
+    store.put_tenant(&t, &replaced).await.unwrap();
+    assert_eq!(
+        stamped(store.tenant_tokens(&t.id).await.unwrap()),
+        vec![(replaced, NOW + ms(10_000))]
+    );
+}
+
 // --- DynamoDB only: what the table itself must do ---
 
 async fn raw_item(
@@ -1933,6 +1977,21 @@ async fn dynamodb_writes_to_unknown_deliveries_leave_no_item() {
 #[tokio::test]
 async fn dynamodb_a_table_made_before_the_due_index_is_given_it() {
     let client = aws_sdk_dynamodb::Client::new(&hub_tests::aws::sdk_config().await);
+    a_table_made_before_the_due_index_is_given_it(&client).await;
+}
+
+/// The same with DynamoDB's timing, which moto does not have: a new table, and an index added to
+/// a table, are being created for a while, and a table being created refuses writes.
+#[tokio::test]
+async fn dynamodb_a_table_made_before_the_due_index_is_given_it_when_activation_takes_time() {
+    let proxy = AwsProxy::start(&hub_tests::aws::endpoint()).await;
+    proxy.activate_after(Duration::from_secs(5));
+    let client = aws_sdk_dynamodb::Client::new(&hub_tests::aws::sdk_config_at(proxy.url()).await);
+    a_table_made_before_the_due_index_is_given_it(&client).await;
+    assert_met_a_table_and_an_index_being_created(&proxy);
+}
+
+async fn a_table_made_before_the_due_index_is_given_it(client: &aws_sdk_dynamodb::Client) {
     let table = unique("hub-test-old");
     let attribute = |name: &str| {
         AttributeDefinition::builder()
@@ -1959,16 +2018,141 @@ async fn dynamodb_a_table_made_before_the_due_index_is_given_it() {
         .send()
         .await
         .unwrap();
+    // DynamoDB creates a table in the background and refuses writes until it is active.
+    client
+        .wait_until_table_exists()
+        .table_name(&table)
+        .wait(Duration::from_secs(120))
+        .await
+        .unwrap();
     let store = DynamoDbStore::new(client.clone(), table.clone());
     let a = created(&store).await;
-    DynamoDbStore::create_table(&client, &table).await.unwrap();
-    assert_due_index(&client, &table).await;
+    DynamoDbStore::create_table(client, &table).await.unwrap();
+    assert_due_index(client, &table).await;
     // Deliveries written before the index existed are in it once it is built.
     let want = vec![due_ref(a.id, 1, NOW)];
     assert_eq!(
         due_once(&store, Timestamp::MAX, 10, |d| d == want).await,
         want
     );
+}
+
+#[tokio::test]
+async fn dynamodb_creating_the_table_returns_once_the_table_and_its_index_are_active() {
+    let proxy = AwsProxy::start(&hub_tests::aws::endpoint()).await;
+    proxy.activate_after(Duration::from_secs(5));
+    let client = aws_sdk_dynamodb::Client::new(&hub_tests::aws::sdk_config_at(proxy.url()).await);
+    let table = unique("hub-test-slow");
+    DynamoDbStore::create_table(&client, &table).await.unwrap();
+    assert_due_index(&client, &table).await;
+    let ttl = client
+        .describe_time_to_live()
+        .table_name(&table)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        ttl.time_to_live_description()
+            .and_then(|d| d.time_to_live_status()),
+        Some(&TimeToLiveStatus::Enabled)
+    );
+    let store = DynamoDbStore::new(client.clone(), table.clone());
+    let a = created(&store).await;
+    let want = vec![due_ref(a.id, 1, NOW)];
+    assert_eq!(
+        due_once(&store, Timestamp::MAX, 10, |d| d == want).await,
+        want
+    );
+    assert_met_a_table_and_an_index_being_created(&proxy);
+}
+
+/// That the proxy did report a table and an index as being created: the test above met
+/// DynamoDB's timing, not moto's.
+fn assert_met_a_table_and_an_index_being_created(proxy: &AwsProxy) {
+    let described: Vec<serde_json::Value> = proxy
+        .calls()
+        .iter()
+        .filter(|c| c.operation == "dynamodb:DescribeTable")
+        .map(|c| c.response_json())
+        .collect();
+    let table_creating = described
+        .iter()
+        .any(|d| d["Table"]["TableStatus"] == "CREATING");
+    let index_creating = described.iter().any(|d| {
+        d["Table"]["GlobalSecondaryIndexes"]
+            .as_array()
+            .is_some_and(|i| i.iter().any(|i| i["IndexStatus"] == "CREATING"))
+    });
+    assert!(table_creating && index_creating, "{described:?}");
+}
+
+/// Which level retries a write caught in another transaction (`hub::retry`): a change is answered
+/// `Conflict` at once, for its caller to decide again on a fresh read; a start, a claim or a
+/// registry write tries `CONTENTION.tries` times inside the call, then is `Unavailable`.
+#[tokio::test]
+async fn dynamodb_a_change_caught_in_another_transaction_is_a_conflict_and_other_writes_retry_inside()
+ {
+    let proxy = AwsProxy::start(&hub_tests::aws::endpoint()).await;
+    let (_, table) = hub_tests::aws::fresh_table().await;
+    let client = aws_sdk_dynamodb::Client::new(&hub_tests::aws::sdk_config_at(proxy.url()).await);
+    let store = DynamoDbStore::new(client, table);
+    let a = created(&store).await;
+    let t = tenant();
+    store.create_tenant(&t, &token()).await.unwrap();
+    let tries = hub::retry::CONTENTION.tries as usize;
+    let sent = |op: &str| proxy.operations().iter().filter(|o| *o == op).count();
+    proxy.set_fault(
+        &["dynamodb:TransactWriteItems", "dynamodb:UpdateItem"],
+        Fault::TransactionConflict,
+    );
+
+    proxy.reset();
+    let w = callback(&a, "msg_1", Status::InProgress, "u1");
+    assert_eq!(store.apply(&w).await, Ok(ChangeOutcome::Conflict));
+    assert_eq!(
+        sent("dynamodb:TransactWriteItems"),
+        1,
+        "apply does not retry"
+    );
+
+    let contended = |op: &str| {
+        Some(StoreError::Unavailable(format!(
+            "{op}: still contended after {tries} tries"
+        )))
+    };
+    proxy.reset();
+    assert_eq!(
+        store.claim_delivery(a.id, 1, NOW, NOW + LEASE).await.err(),
+        contended("claim_delivery")
+    );
+    assert_eq!(sent("dynamodb:UpdateItem"), tries);
+    proxy.reset();
+    assert_eq!(
+        store.create_assessment(&start(&t.id, "app-2")).await.err(),
+        contended("create_assessment")
+    );
+    assert_eq!(sent("dynamodb:TransactWriteItems"), tries);
+    proxy.reset();
+    assert_eq!(
+        store.add_tenant_token(&t.id, &token()).await.err(),
+        contended("add_tenant_token")
+    );
+    assert_eq!(sent("dynamodb:TransactWriteItems"), tries);
+    proxy.reset();
+    let renamed = store
+        .update_tenant(&t.id, &|t: &mut Tenant| t.name = "Renamed".into())
+        .await;
+    assert_eq!(renamed.err(), contended("update_tenant"));
+    assert_eq!(
+        sent("dynamodb:UpdateItem"),
+        tries,
+        "no retry nested in a retry"
+    );
+
+    // Nothing was written meanwhile: once the other transaction is gone, the change applies.
+    proxy.clear_fault();
+    assert_eq!(read(&store, a.id).await, a);
+    assert_eq!(store.apply(&w).await, Ok(ChangeOutcome::Applied));
 }
 
 /// The table has the `due` index: sparse keys `gsi1pk`/`gsi1sk`, keys only, active.
