@@ -335,7 +335,7 @@ fn a_delivery_item_of_the_old_format_decodes_in_every_state_and_is_written_the_s
         Ok(old.clone())
     );
     let mut update = order();
-    update.kind = DeliveryKind::AshbyUpdate;
+    update.kind = DeliveryKind::AtsUpdate;
     update.expires_at_s = None;
     let encoded = DeliveryItem::encode(id(), 7, &update, Timestamp::from_ms(10)).expect("encodes");
     assert_eq!(encoded.get("kind"), Some(&s("ashby_update")));
