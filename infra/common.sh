@@ -68,7 +68,9 @@ start_moto() {
     python3 - "$port" "$1" <<'PY'
 import sys, time, urllib.request
 url = f"http://127.0.0.1:{sys.argv[1]}/moto-api/"
-for _ in range(150):
+# Generous: on a loaded two-core machine moto's imports alone can take half a minute.
+deadline = time.monotonic() + 120
+while time.monotonic() < deadline:
     try:
         urllib.request.urlopen(url, timeout=1); sys.exit(0)
     except Exception:
