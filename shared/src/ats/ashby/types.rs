@@ -127,41 +127,6 @@ pub enum DataValue {
     Text(String),
 }
 
-/// By hand rather than `#[serde(untagged)]`, whose refusal names the Rust type ("data did not
-/// match any variant of untagged enum DataValue").
-impl<'de> Deserialize<'de> for DataValue {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct Any;
-        impl serde::de::Visitor<'_> for Any {
-            type Value = DataValue;
-            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                f.write_str("a string, a number or a boolean")
-            }
-            fn visit_bool<E>(self, v: bool) -> Result<DataValue, E> {
-                Ok(DataValue::Bool(v))
-            }
-            fn visit_i64<E>(self, v: i64) -> Result<DataValue, E> {
-                Ok(DataValue::Number(v.into()))
-            }
-            fn visit_u64<E>(self, v: u64) -> Result<DataValue, E> {
-                Ok(DataValue::Number(v.into()))
-            }
-            fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<DataValue, E> {
-                serde_json::Number::from_f64(v)
-                    .map(DataValue::Number)
-                    .ok_or_else(|| E::invalid_value(serde::de::Unexpected::Float(v), &self))
-            }
-            fn visit_str<E>(self, v: &str) -> Result<DataValue, E> {
-                Ok(DataValue::Text(v.to_owned()))
-            }
-            fn visit_string<E>(self, v: String) -> Result<DataValue, E> {
-                Ok(DataValue::Text(v))
-            }
-        }
-        d.deserialize_any(Any)
-    }
-}
-
 /// Ashby's `AssessmentDataField`.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct DataField {
