@@ -27,7 +27,16 @@ pub mod vars {
     pub const DELIVERY_MAX_AGE_HOURS: &str = "HUB_DELIVERY_MAX_AGE_HOURS";
     pub const ALLOW_INSECURE_LOOPBACK: &str = "HUB_ALLOW_INSECURE_LOOPBACK";
     pub const DELIVERY_LEASE_MS: &str = "HUB_DELIVERY_LEASE_MS";
+    pub const AWS_ATTEMPT_TIMEOUT_MS: &str = "HUB_AWS_ATTEMPT_TIMEOUT_MS";
 }
+
+/// Attempts the AWS SDK makes at one DynamoDB or Secrets Manager call (its standard retry):
+/// throttling, 5xx answers and attempts that time out are tried again.
+pub const AWS_ATTEMPTS: u32 = 3;
+
+/// The most the SDK's standard retry waits between those attempts: up to 1 s, then up to 2 s
+/// (full jitter on a backoff that doubles from 1 s).
+const AWS_MAX_BACKOFFS: Duration = Duration::from_secs(3);
 
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -54,6 +63,10 @@ pub struct Config {
     /// run (the 30 s Lambda timeout), or a slow but live request could be overtaken by the
     /// scheduled run and the delivery sent twice.
     pub delivery_lease: Duration,
+    /// How long one attempt at a DynamoDB or Secrets Manager call may take before the SDK gives
+    /// it up (and retries, [`AWS_ATTEMPTS`] in all): a stuck connection costs a request seconds,
+    /// not the function's whole timeout.
+    pub aws_attempt_timeout: Duration,
 }
 
 impl Default for Config {
@@ -73,6 +86,7 @@ impl Default for Config {
             delivery_max_age: Duration::from_secs(72 * 3_600),
             allow_insecure_loopback: false,
             delivery_lease: Duration::from_secs(35),
+            aws_attempt_timeout: Duration::from_millis(2_000),
         }
     }
 }
@@ -148,6 +162,11 @@ impl Config {
             delivery_lease: number(&get, vars::DELIVERY_LEASE_MS, 1_000, 900_000)?
                 .map(ms)
                 .unwrap_or(d.delivery_lease),
+            // At most 8 s: three attempts and the backoffs between them stay under the 30 s
+            // that API Gateway waits for a function.
+            aws_attempt_timeout: number(&get, vars::AWS_ATTEMPT_TIMEOUT_MS, 100, 8_000)?
+                .map(ms)
+                .unwrap_or(d.aws_attempt_timeout),
         })
     }
 
@@ -157,6 +176,12 @@ impl Config {
             var: vars::TABLE,
             problem: "is not set".into(),
         })
+    }
+
+    /// Worst-case time one DynamoDB or Secrets Manager call can take, the SDK's retries
+    /// included, when every attempt times out.
+    pub fn aws_call_budget(&self) -> Duration {
+        self.aws_attempt_timeout * AWS_ATTEMPTS + AWS_MAX_BACKOFFS
     }
 
     /// Worst-case time one vendor call can take, retries included; order leases outlast it.
@@ -195,5 +220,19 @@ mod tests {
             .expect_err("missing");
         assert_eq!(e.var, "HUB_TABLE");
         assert!(from(&[("HUB_PUBLIC_URL", "ftp://x")]).is_err());
+    }
+
+    #[test]
+    fn the_aws_attempt_timeout_is_bounded_so_its_retries_fit_a_request() {
+        let c = from(&[]).expect("valid");
+        assert_eq!(c.aws_attempt_timeout, Duration::from_millis(2_000));
+        assert_eq!(c.aws_call_budget(), Duration::from_secs(9));
+        let c = from(&[("HUB_AWS_ATTEMPT_TIMEOUT_MS", "8000")]).expect("valid");
+        assert!(c.aws_call_budget() < Duration::from_secs(30));
+        for bad in ["99", "8001", "2s", "-1"] {
+            let e = from(&[("HUB_AWS_ATTEMPT_TIMEOUT_MS", bad)]).expect_err(bad);
+            assert_eq!(e.var, "HUB_AWS_ATTEMPT_TIMEOUT_MS");
+            assert_eq!(e.problem, "must be a whole number from 100 to 8000");
+        }
     }
 }

@@ -135,6 +135,9 @@ pub enum Fault {
     /// with `TransactionConflict` as every item's reason, a single-item write answered
     /// `TransactionConflictException`. Nothing is written; the SDK does not retry it.
     TransactionConflict,
+    /// Never answers: the request is recorded, not forwarded, and held until the caller gives
+    /// up and drops the connection (a stuck connection to the service).
+    Hang,
 }
 
 /// The running proxy; dropping it stops it.
@@ -264,6 +267,11 @@ async fn forward(State(inner): State<Arc<Inner>>, req: axum::extract::Request) -
         response: axum::body::Bytes::new(),
         items: Vec::new(),
     };
+    if fault_for(&inner, &op) == Some(Fault::Hang) {
+        // Recorded with status 0; this future is dropped when the caller hangs up.
+        inner.calls.lock().unwrap().push(call);
+        return std::future::pending().await;
+    }
     let response = relay(&inner, &mut call, parts, body).await;
     inner.calls.lock().unwrap().push(call);
     response
@@ -276,20 +284,16 @@ async fn relay(
     body: axum::body::Bytes,
 ) -> Response {
     let op = call.operation.clone();
-    let fault = inner
-        .fault
-        .lock()
-        .unwrap()
-        .as_ref()
-        .filter(|(ops, _)| ops.contains(&op))
-        .map(|(_, f)| *f);
-    if let Some(fault) = fault {
+    if let Some(fault) = fault_for(inner, &op) {
         let (status, kind) = match fault {
             Fault::Throttle => (
                 StatusCode::BAD_REQUEST,
                 "ProvisionedThroughputExceededException",
             ),
-            Fault::ServerError => (StatusCode::INTERNAL_SERVER_ERROR, "InternalServerError"),
+            // `forward` holds a hung call before it gets here.
+            Fault::ServerError | Fault::Hang => {
+                (StatusCode::INTERNAL_SERVER_ERROR, "InternalServerError")
+            }
             Fault::TransactionConflict if op == "dynamodb:TransactWriteItems" => {
                 call.status = StatusCode::BAD_REQUEST.as_u16();
                 return transaction_conflict(call.transact_parts().len());
@@ -352,6 +356,17 @@ async fn relay(
         }
     }
     out
+}
+
+/// The fault set for `op`, if any.
+fn fault_for(inner: &Inner, op: &str) -> Option<Fault> {
+    inner
+        .fault
+        .lock()
+        .unwrap()
+        .as_ref()
+        .filter(|(ops, _)| ops.iter().any(|o| o == op))
+        .map(|(_, f)| *f)
 }
 
 /// A DynamoDB error answer, as the service spells it.

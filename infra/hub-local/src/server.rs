@@ -120,7 +120,11 @@ pub async fn start(opts: Options) -> anyhow::Result<RunningHub> {
     let (store, secrets): (Arc<dyn AdminStore>, Arc<dyn SecretAdmin>) = match &opts.table {
         None => (Arc::new(MemoryStore::new()), Arc::new(StaticSecrets::new())),
         Some(table) => {
-            let aws = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+            let aws = aws_config::defaults(aws_config::BehaviorVersion::latest())
+                .timeout_config(hub::app::aws_timeouts(&config))
+                .retry_config(hub::app::aws_retries())
+                .load()
+                .await;
             let ddb = aws_sdk_dynamodb::Client::new(&aws);
             if ddb.describe_table().table_name(table).send().await.is_err() {
                 DynamoDbStore::create_table(&ddb, table)

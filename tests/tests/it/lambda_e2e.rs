@@ -295,3 +295,77 @@ async fn the_ashby_key_is_read_with_one_call_and_a_signing_secret_with_two_only_
     );
     f.stop().await;
 }
+
+/// DynamoDB or Secrets Manager not answering at all (a stuck connection): the SDK gives each
+/// attempt up after HUB_AWS_ATTEMPT_TIMEOUT_MS and retries, so the caller gets a clean 503 in
+/// seconds instead of waiting out the function's timeout; nothing half-written survives, and the
+/// retry after recovery works once.
+#[tokio::test]
+async fn a_hung_aws_call_is_a_prompt_503_and_leaves_nothing_half_written() {
+    use hub_tests::aws_proxy::{AwsProxy, Fault};
+    let proxy = AwsProxy::start(&hub_tests::aws::endpoint()).await;
+    let f = Fixture::lambda_with(1, |_| {
+        vec![
+            ("AWS_ENDPOINT_URL".to_owned(), proxy.url().to_owned()),
+            ("HUB_AWS_ATTEMPT_TIMEOUT_MS".to_owned(), "1000".to_owned()),
+        ]
+    })
+    .await;
+    // Three attempts of 1 s and the SDK's backoffs (at most 3 s) are 6 s; the rest is margin for
+    // a loaded machine. Without the attempt timeout the call waits until the test gives up.
+    async fn within<T>(what: &str, call: impl std::future::Future<Output = T>) -> T {
+        let started = std::time::Instant::now();
+        let answer = tokio::time::timeout(Duration::from_secs(25), call)
+            .await
+            .unwrap_or_else(|_| panic!("{what}: no answer within 25 s"));
+        let took = started.elapsed();
+        assert!(took < Duration::from_secs(20), "{what} took {took:?}");
+        answer
+    }
+
+    // A start whose write hangs: 503, and neither an order nor an assessment was made.
+    proxy.set_fault(&["dynamodb:TransactWriteItems"], Fault::Hang);
+    let body = f.start_body(&f.type_id, &crate::helpers::fresh_app());
+    let (s, b) = within("start", f.call("/assessment.start", &f.token, &body)).await;
+    assert_eq!(s, 503, "{b}");
+    assert_eq!(b["errorInfo"]["code"], "storage_unavailable");
+    assert!(!b.to_string().contains("timed out"), "no internals: {b}");
+    assert!(f.vendor.received().is_empty(), "no order without a record");
+    let hung = proxy
+        .operations()
+        .iter()
+        .filter(|o| *o == "dynamodb:TransactWriteItems")
+        .count();
+    assert!(
+        hung >= 2,
+        "the SDK retried the timed-out attempt ({hung} attempts)"
+    );
+    proxy.clear_fault();
+    let (s, b) = f.call("/assessment.start", &f.token, &body).await;
+    assert_eq!(s, 200, "{b}");
+    // A fresh start, not one resumed from a half-written record: started, with one order.
+    assert_eq!(
+        b["results"]["update_request"]["assessment_status"]["value"], "Started",
+        "{b}"
+    );
+    let id = b["results"]["assessment_id"].as_str().unwrap().to_owned();
+    assert_eq!(f.orders_for(&id).len(), 1);
+    assert_eq!(f.vendor.received().len(), 1);
+
+    // A callback whose signing secret cannot be read: 503, so the vendor retries; Ashby heard
+    // nothing. (The callback function has read no secret yet: nothing is cached.)
+    proxy.set_fault(&["secretsmanager:GetSecretValue"], Fault::Hang);
+    let cb = f.callback_url("acme");
+    let news = json!({"assessment_id": id, "status": "in_progress", "status_label": "Checking"});
+    let (s, b) = within("callback", f.vendor.callback(&cb, "wh-hang", &news)).await;
+    assert_eq!(s, 503, "{b}");
+    assert_eq!(b["errorInfo"]["code"], "secrets_unavailable");
+    assert!(f.ashby.received().is_empty());
+    proxy.clear_fault();
+    let (s, b) = f.vendor.callback(&cb, "wh-hang", &news).await;
+    assert_eq!(s, 200, "{b}");
+    f.ashby.wait_for(&id, 1, Duration::from_secs(10)).await;
+    f.tick().await;
+    assert_eq!(f.ashby.accepted_for(&id).len(), 1, "exactly once");
+    f.stop().await;
+}
