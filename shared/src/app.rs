@@ -161,7 +161,7 @@ impl App {
 
 /// Each attempt at a DynamoDB or Secrets Manager call is given up after
 /// `HUB_AWS_ATTEMPT_TIMEOUT_MS`, so that a stuck connection answers the caller with a 503 in
-/// seconds (`Config::aws_call_budget`) instead of holding the function until its timeout.
+/// seconds (`retry::aws_call_budget`) instead of holding the function until its timeout.
 /// Shared with hub-local's aws-config wiring.
 pub fn aws_timeouts(config: &Config) -> aws_smithy_types::timeout::TimeoutConfig {
     aws_smithy_types::timeout::TimeoutConfig::builder()
@@ -173,7 +173,8 @@ pub fn aws_timeouts(config: &Config) -> aws_smithy_types::timeout::TimeoutConfig
 /// The SDK's standard retry (what `BehaviorVersion::latest()` gives), written out so that the
 /// attempt count the budget assumes is the one in force; a timed-out attempt is retried.
 pub fn aws_retries() -> aws_smithy_types::retry::RetryConfig {
-    aws_smithy_types::retry::RetryConfig::standard().with_max_attempts(crate::config::AWS_ATTEMPTS)
+    aws_smithy_types::retry::RetryConfig::standard()
+        .with_max_attempts(crate::retry::AWS_SDK_ATTEMPTS)
 }
 
 /// What the AWS SDK needs in a Lambda function, from the variables Lambda sets: the region and

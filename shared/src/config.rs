@@ -30,14 +30,6 @@ pub mod vars {
     pub const AWS_ATTEMPT_TIMEOUT_MS: &str = "HUB_AWS_ATTEMPT_TIMEOUT_MS";
 }
 
-/// Attempts the AWS SDK makes at one DynamoDB or Secrets Manager call (its standard retry):
-/// throttling, 5xx answers and attempts that time out are tried again.
-pub const AWS_ATTEMPTS: u32 = 3;
-
-/// The most the SDK's standard retry waits between those attempts: up to 1 s, then up to 2 s
-/// (full jitter on a backoff that doubles from 1 s).
-const AWS_MAX_BACKOFFS: Duration = Duration::from_secs(3);
-
 #[derive(Debug, Clone)]
 pub struct Config {
     /// DynamoDB table; `None` only for the in-memory local hub.
@@ -64,7 +56,7 @@ pub struct Config {
     /// scheduled run and the delivery sent twice.
     pub delivery_lease: Duration,
     /// How long one attempt at a DynamoDB or Secrets Manager call may take before the SDK gives
-    /// it up (and retries, [`AWS_ATTEMPTS`] in all): a stuck connection costs a request seconds,
+    /// it up (and retries, `retry::AWS_SDK_ATTEMPTS` in all): a stuck connection costs a request seconds,
     /// not the function's whole timeout.
     pub aws_attempt_timeout: Duration,
 }
@@ -178,12 +170,6 @@ impl Config {
         })
     }
 
-    /// Worst-case time one DynamoDB or Secrets Manager call can take, the SDK's retries
-    /// included, when every attempt times out.
-    pub fn aws_call_budget(&self) -> Duration {
-        self.aws_attempt_timeout * AWS_ATTEMPTS + AWS_MAX_BACKOFFS
-    }
-
     /// Worst-case time one vendor call can take, retries included; order leases outlast it.
     pub fn vendor_call_budget(&self) -> Duration {
         let backoffs: Duration = (0..self.vendor_attempts.saturating_sub(1))
@@ -226,9 +212,9 @@ mod tests {
     fn the_aws_attempt_timeout_is_bounded_so_its_retries_fit_a_request() {
         let c = from(&[]).expect("valid");
         assert_eq!(c.aws_attempt_timeout, Duration::from_millis(2_000));
-        assert_eq!(c.aws_call_budget(), Duration::from_secs(9));
+        assert_eq!(crate::retry::aws_call_budget(&c), Duration::from_secs(9));
         let c = from(&[("HUB_AWS_ATTEMPT_TIMEOUT_MS", "8000")]).expect("valid");
-        assert!(c.aws_call_budget() < Duration::from_secs(30));
+        assert!(crate::retry::aws_call_budget(&c) < Duration::from_secs(30));
         for bad in ["99", "8001", "2s", "-1"] {
             let e = from(&[("HUB_AWS_ATTEMPT_TIMEOUT_MS", bad)]).expect_err(bad);
             assert_eq!(e.var, "HUB_AWS_ATTEMPT_TIMEOUT_MS");

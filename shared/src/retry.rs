@@ -87,6 +87,16 @@ pub const CONTENTION: Backoff = Backoff {
 /// default); each attempt is cut off after `HUB_AWS_ATTEMPT_TIMEOUT_MS`.
 pub const AWS_SDK_ATTEMPTS: u32 = 3;
 
+/// The most the SDK's standard retry waits between those attempts: up to 1 s, then up to 2 s
+/// (full jitter on a backoff that doubles from 1 s).
+const AWS_MAX_BACKOFFS: Duration = Duration::from_secs(3);
+
+/// Worst-case time one DynamoDB or Secrets Manager call can take, the SDK's retries included,
+/// when every attempt times out (`HUB_AWS_ATTEMPT_TIMEOUT_MS` each).
+pub fn aws_call_budget(config: &Config) -> Duration {
+    config.aws_attempt_timeout * AWS_SDK_ATTEMPTS + AWS_MAX_BACKOFFS
+}
+
 /// An order or cancel sent inline, while Ashby waits: a few quick tries, no jitter (one caller).
 pub fn vendor_attempts(config: &Config) -> Backoff {
     Backoff {
