@@ -64,6 +64,14 @@ pub(crate) async fn record(
             },
         };
         let decision = decide(&a)?;
+        if decision.is_none() && marker.is_none() && settle.is_none() {
+            // Nothing to write (a cancel of a finished assessment, say): no store call.
+            return Ok(Some(Recorded {
+                outcome: ChangeOutcome::Applied,
+                moved: None,
+                assessment: a,
+            }));
+        }
         let moved = decision.as_ref().map(|(t, _)| t.status);
         let change = decision
             .map(|(t, vendor_messages)| change(app, &a, &t, vendor_messages))

@@ -33,6 +33,9 @@ pub enum VendorError {
     /// A 4xx other than 422: a configuration or protocol problem, not worth retrying.
     #[error("vendor refused the request with HTTP {0}")]
     Refused(u16),
+    /// The vendor's signing secret could not be read (the secret store failed); nothing was sent.
+    #[error("vendor signing secret unreadable: {0}")]
+    SecretUnavailable(String),
     /// The signing secret is not a valid `whsec_` secret.
     #[error("vendor signing secret is malformed")]
     BadSecret,

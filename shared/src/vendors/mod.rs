@@ -128,10 +128,7 @@ impl VendorGateway for SignedProtocol {
             .secrets
             .current(&self.names.signing_secret(&vendor.id))
             .await
-            .map_err(|e| VendorError::Unavailable {
-                attempts: 0,
-                last: e.to_string(),
-            })?;
+            .map_err(|e| VendorError::SecretUnavailable(e.to_string()))?;
         let msg_id = match message {
             Message::Order => order_message_id(id),
             Message::Cancel => cancel_message_id(id),
