@@ -37,7 +37,7 @@ pub struct App {
     pub(crate) ats: Arc<dyn AtsGateway>,
     pub(crate) vendors: Arc<dyn VendorGateway>,
     pub(crate) clock: Arc<dyn Clock>,
-    pub metrics: Metrics,
+    pub metrics: Arc<Metrics>,
 }
 
 impl App {
@@ -71,7 +71,14 @@ impl App {
         http: reqwest::Client,
     ) -> Self {
         let names = SecretNames::new(config.secret_prefix.clone());
-        let ashby = AshbyClient::new(http.clone(), USER_AGENT, config.ashby_timeout);
+        let metrics = Arc::new(Metrics::from_env());
+        let ashby = AshbyClient::new(
+            http.clone(),
+            USER_AGENT,
+            config.ashby_timeout,
+            config.ashby_version.clone(),
+            metrics.clone(),
+        );
         let loopback = if config.allow_insecure_loopback {
             LoopbackHttp::Allow
         } else {
@@ -90,7 +97,7 @@ impl App {
             config,
             store,
             clock,
-            metrics: Metrics::from_env(),
+            metrics,
         }
     }
 
@@ -108,7 +115,7 @@ impl App {
             ats,
             vendors,
             clock,
-            metrics: Metrics::from_env(),
+            metrics: Arc::new(Metrics::from_env()),
         }
     }
 

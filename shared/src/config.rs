@@ -28,7 +28,12 @@ pub mod vars {
     pub const ALLOW_INSECURE_LOOPBACK: &str = "HUB_ALLOW_INSECURE_LOOPBACK";
     pub const DELIVERY_LEASE_MS: &str = "HUB_DELIVERY_LEASE_MS";
     pub const AWS_ATTEMPT_TIMEOUT_MS: &str = "HUB_AWS_ATTEMPT_TIMEOUT_MS";
+    pub const ASHBY_VERSION: &str = "HUB_ASHBY_VERSION";
 }
+
+/// The Ashby API version the hub is built against, pinned unless `HUB_ASHBY_VERSION` says
+/// otherwise (CONTRACT.md §11).
+pub const DEFAULT_ASHBY_VERSION: &str = "2026-01-01";
 
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -59,6 +64,8 @@ pub struct Config {
     /// it up (and retries, `retry::AWS_SDK_ATTEMPTS` in all): a stuck connection costs a request seconds,
     /// not the function's whole timeout.
     pub aws_attempt_timeout: Duration,
+    /// The Ashby API version every call pins (`Ashby-Version`, a date such as `2026-01-01`).
+    pub ashby_version: String,
 }
 
 impl Default for Config {
@@ -79,6 +86,7 @@ impl Default for Config {
             allow_insecure_loopback: false,
             delivery_lease: Duration::from_secs(35),
             aws_attempt_timeout: Duration::from_millis(2_000),
+            ashby_version: DEFAULT_ASHBY_VERSION.into(),
         }
     }
 }
@@ -97,6 +105,17 @@ fn number(
             problem: format!("must be a whole number from {min} to {max}"),
         }),
     }
+}
+
+/// `YYYY-MM-DD`.
+fn is_date(s: &str) -> bool {
+    let b = s.as_bytes();
+    b.len() == 10
+        && b[4] == b'-'
+        && b[7] == b'-'
+        && b.iter()
+            .enumerate()
+            .all(|(i, c)| i == 4 || i == 7 || c.is_ascii_digit())
 }
 
 impl Config {
@@ -159,6 +178,16 @@ impl Config {
             aws_attempt_timeout: number(&get, vars::AWS_ATTEMPT_TIMEOUT_MS, 100, 8_000)?
                 .map(ms)
                 .unwrap_or(d.aws_attempt_timeout),
+            ashby_version: match get(vars::ASHBY_VERSION) {
+                None => d.ashby_version,
+                Some(v) if is_date(v.trim()) => v.trim().to_owned(),
+                Some(_) => {
+                    return Err(ConfigError {
+                        var: vars::ASHBY_VERSION,
+                        problem: "must be an Ashby API version, a date such as 2026-01-01".into(),
+                    });
+                }
+            },
         })
     }
 
@@ -206,6 +235,13 @@ mod tests {
             .expect_err("missing");
         assert_eq!(e.var, "HUB_TABLE");
         assert!(from(&[("HUB_PUBLIC_URL", "ftp://x")]).is_err());
+        assert_eq!(c.ashby_version, "2026-01-01");
+        let c = from(&[("HUB_ASHBY_VERSION", "2027-04-01")]).expect("valid");
+        assert_eq!(c.ashby_version, "2027-04-01");
+        for bad in ["latest", "2026-1-1", "2026-01-01; x"] {
+            let e = from(&[("HUB_ASHBY_VERSION", bad)]).expect_err(bad);
+            assert_eq!(e.var, "HUB_ASHBY_VERSION");
+        }
     }
 
     #[test]

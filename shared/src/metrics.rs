@@ -22,8 +22,9 @@
 //!   `OldestPendingDeliveryAgeSeconds`.
 //! - [`Metrics::total`] and [`Metrics::total_with`]: the sum recorded so far (in-memory only).
 //!
-//! The alarms in `template.yaml` read `AshbyDeliveriesRetried`, `AshbyDeliveriesDead` and
-//! `OldestPendingDeliveryAgeSeconds` without dimensions: keep those three dimensionless.
+//! The alarms in `template.yaml` read `AshbyDeliveriesRetried`, `AshbyDeliveriesDead`,
+//! `OldestPendingDeliveryAgeSeconds`, `AshbyVersionNotActive` and `AshbyFilesDead` without
+//! dimensions: keep those dimensionless.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -53,6 +54,14 @@ pub mod names {
     pub const ASHBY_DELIVERIES_RETRIED: &str = "AshbyDeliveriesRetried";
     /// An `assessment.update` was given up on; it needs an operator.
     pub const ASHBY_DELIVERIES_DEAD: &str = "AshbyDeliveriesDead";
+    /// An answer from Ashby said the API version the hub pins is not active (deprecated).
+    pub const ASHBY_VERSION_NOT_ACTIVE: &str = "AshbyVersionNotActive";
+    /// A vendor's report file was put on the candidate in Ashby.
+    pub const ASHBY_FILES_UPLOADED: &str = "AshbyFilesUploaded";
+    /// A report file failed and stays queued for another attempt.
+    pub const ASHBY_FILES_RETRIED: &str = "AshbyFilesRetried";
+    /// A report file was given up on (refused, too large, or parked for an operator).
+    pub const ASHBY_FILES_DEAD: &str = "AshbyFilesDead";
     /// How long the longest-waiting due delivery (to Ashby or a vendor) has been due, in
     /// seconds: a gauge written by each scheduled delivery run, 0 when nothing is overdue.
     pub const OLDEST_PENDING_DELIVERY_AGE_SECONDS: &str = "OldestPendingDeliveryAgeSeconds";
@@ -60,7 +69,7 @@ pub mod names {
     pub const OUTBOUND_LATENCY: &str = "OutboundLatency";
 
     /// Every name above (the template's alarms are checked against it).
-    pub const ALL: [&str; 11] = [
+    pub const ALL: [&str; 15] = [
         ASSESSMENTS_STARTED,
         VENDOR_ORDERS_ACCEPTED,
         VENDOR_ORDERS_REJECTED,
@@ -72,6 +81,10 @@ pub mod names {
         ASHBY_DELIVERIES_DEAD,
         OLDEST_PENDING_DELIVERY_AGE_SECONDS,
         OUTBOUND_LATENCY,
+        ASHBY_VERSION_NOT_ACTIVE,
+        ASHBY_FILES_UPLOADED,
+        ASHBY_FILES_RETRIED,
+        ASHBY_FILES_DEAD,
     ];
 }
 

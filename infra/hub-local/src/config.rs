@@ -67,11 +67,13 @@ impl LocalConfig {
                 id: PackageId::parse("criminal-basic")?,
                 name: "Sandbox criminal record check".into(),
                 description: "County and national criminal search (simulated)".into(),
+                options: vec![],
             },
             Package {
                 id: PackageId::parse("skills-test")?,
                 name: "Sandbox skills test".into(),
                 description: "A timed coding exercise (simulated)".into(),
+                options: vec![],
             },
         ];
         let vendor = VendorId::parse(SANDBOX_VENDOR)?;

@@ -1,5 +1,6 @@
 //! `hubctl assessment show ID`: one assessment's timeline for an operator: its record, then every
-//! delivery the hub owed (the vendor order, each update to Ashby, a cancel) with its attempts and
+//! delivery the hub owed (the vendor order, each update to Ashby, each report file put on the
+//! candidate, a cancel) with its attempts and
 //! outcome. Candidate data (in the vendor order) and vendors' own words (a refusal, a reason for
 //! cancelling: free text that may quote the candidate) are shown only with `--reveal-pii`.
 
@@ -49,6 +50,12 @@ pub fn summary(d: &Delivery, reveal_pii: bool) -> String {
             body["package_id"].as_str().unwrap_or("?")
         ),
         DeliveryKind::VendorCancel => "cancel".into(),
+        // A file name a vendor chose; its URL (which may carry a token) is never shown.
+        DeliveryKind::AtsFile => format!(
+            "report file {} ({})",
+            body["attachment"]["filename"].as_str().unwrap_or("?"),
+            body["attachment"]["content_type"].as_str().unwrap_or("?")
+        ),
         DeliveryKind::AtsUpdate => {
             if let Some(reason) = body["cancelled_reason"]["value"].as_str() {
                 if reveal_pii {

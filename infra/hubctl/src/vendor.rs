@@ -85,6 +85,7 @@ fn parse_package(s: &str) -> Result<Package, String> {
         id: PackageId::parse(id).map_err(|e| e.to_string())?,
         name: name.to_owned(),
         description: parts.next().map(str::trim).unwrap_or_default().to_owned(),
+        options: vec![],
     })
 }
 

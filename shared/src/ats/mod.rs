@@ -9,7 +9,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 
 use crate::clock::Timestamp;
-use crate::domain::{AssessmentId, Notice, Tenant};
+use crate::domain::{AssessmentId, FileDelivery, Notice, Tenant};
 
 /// Why the ATS did not take a message. Texts carry no key and no candidate data.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -50,4 +50,17 @@ pub trait AtsGateway: Send + Sync {
     /// Sends one body built by `notice_body` to `tenant`'s ATS. Success means the ATS took it;
     /// the caller never sends that body again.
     async fn send(&self, tenant: &Tenant, body: &str) -> Result<(), AtsError>;
+    /// Puts one report file (`bytes`, already downloaded and checked against `file`'s declared
+    /// type and the size limit) on candidate `file.candidate_id` in `tenant`'s ATS. Success
+    /// means the ATS holds it; the caller never sends it again. An ATS that takes no files
+    /// refuses every one.
+    async fn attach(
+        &self,
+        tenant: &Tenant,
+        file: &FileDelivery,
+        bytes: Vec<u8>,
+    ) -> Result<(), AtsError> {
+        let _ = (tenant, file, bytes);
+        Err(AtsError::Rejected("this ATS takes no report files".into()))
+    }
 }

@@ -11,7 +11,7 @@ use uuid::Uuid;
 #[error("{0}")]
 pub struct InvalidId(pub String);
 
-fn parse_slug(kind: &str, s: &str) -> Result<String, InvalidId> {
+pub(crate) fn parse_slug(kind: &str, s: &str) -> Result<String, InvalidId> {
     let ok = !s.is_empty()
         && s.len() <= 64
         && s.bytes()
@@ -64,6 +64,8 @@ macro_rules! slug {
         }
     };
 }
+
+pub(crate) use slug;
 
 slug!(
     /// One Ashby customer account.

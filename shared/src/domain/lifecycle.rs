@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 use url::Url;
 
 use super::fields::{Field, ids};
+use super::records::Attachment;
 
 /// Where an assessment is, from the hub's point of view.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -144,6 +145,8 @@ pub struct VendorUpdate {
     /// Required when `status` is `Completed`.
     pub report_url: Option<Url>,
     pub metadata: Vec<Field>,
+    /// Report files to put on the candidate (only with `Completed`).
+    pub attachments: Vec<Attachment>,
 }
 
 /// What the ATS is told about an assessment, in the ATS's neutral terms; each ATS adapter turns
@@ -473,6 +476,7 @@ mod tests {
             result: None,
             report_url: None,
             metadata: vec![],
+            attachments: vec![],
         }
     }
 

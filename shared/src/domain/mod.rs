@@ -3,11 +3,13 @@
 pub mod fields;
 pub mod ids;
 pub mod lifecycle;
+pub mod options;
 pub mod records;
 pub mod token;
 
 pub use fields::{Field, FieldKind, FieldValue};
 pub use ids::*;
 pub use lifecycle::*;
+pub use options::{OptionId, OptionKind, OptionValues, PackageOption, PossibleValue};
 pub use records::*;
 pub use token::*;

@@ -8,7 +8,10 @@ use url::Url;
 
 use crate::clock::Timestamp;
 
-use super::{AssessmentId, AssessmentTypeId, PackageId, PackageRef, Status, TenantId, VendorId};
+use super::{
+    AssessmentId, AssessmentTypeId, PackageId, PackageOption, PackageRef, Status, TenantId,
+    VendorId,
+};
 
 /// One Ashby customer account.
 #[derive(Clone, Debug, PartialEq)]
@@ -28,6 +31,9 @@ pub struct Package {
     pub name: String,
     #[serde(default)]
     pub description: String,
+    /// What the recruiter must or may give when starting it (see `domain::options`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub options: Vec<PackageOption>,
 }
 
 /// A background-check or assessment provider speaking the hub's vendor protocol.
@@ -56,6 +62,9 @@ pub struct Assessment {
     pub assessment_type_id: AssessmentTypeId,
     /// Ashby's application id: with the tenant and type, the start-idempotency key.
     pub application_id: String,
+    /// The ATS's id of the candidate (Ashby's `candidate.ashby_id`): where report files go.
+    /// `None` on assessments recorded before the hub kept it.
+    pub candidate_id: Option<String>,
     pub status: Status,
     /// The label last reported to Ashby as `assessment_status` (vendor wording).
     pub status_label: Option<String>,
@@ -107,10 +116,33 @@ pub struct Job {
 #[derive(Clone, Debug, PartialEq)]
 pub struct Order {
     pub assessment_type_id: AssessmentTypeId,
+    /// The ATS's id of the candidate.
+    pub candidate_id: String,
     pub candidate: Candidate,
     /// The ATS's application id: with the tenant and the type, the start-idempotency key.
     pub application_id: String,
     pub job: Job,
+    /// The package options the recruiter gave, raw as the ATS sent them (keyed by the ids the
+    /// ATS knows them by); checked against the chosen package by the start.
+    pub additional_fields: serde_json::Map<String, serde_json::Value>,
+}
+
+/// A file a vendor attached to its result, for the hub to put on the candidate in the ATS.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Attachment {
+    /// Where the hub downloads it (the vendor's; checked like an order URL).
+    pub url: Url,
+    pub filename: String,
+    /// The declared media type; the download must match it.
+    pub content_type: String,
+}
+
+/// The body of a file delivery: which file goes on which candidate. ATS-neutral; the ATS
+/// adapter makes the calls.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FileDelivery {
+    pub candidate_id: String,
+    pub attachment: Attachment,
 }
 
 /// What a delivery carries, and so where it goes.
@@ -122,6 +154,8 @@ pub enum DeliveryKind {
     VendorOrder,
     /// An `assessment.cancelled` to the vendor.
     VendorCancel,
+    /// A report file the vendor attached, to put on the candidate in the ATS ([`FileDelivery`]).
+    AtsFile,
 }
 
 impl DeliveryKind {
@@ -130,6 +164,7 @@ impl DeliveryKind {
             Self::AtsUpdate => "ashby_update",
             Self::VendorOrder => "vendor_order",
             Self::VendorCancel => "vendor_cancel",
+            Self::AtsFile => "ashby_file",
         }
     }
     pub fn parse(s: &str) -> Option<Self> {
@@ -137,12 +172,13 @@ impl DeliveryKind {
             "ashby_update" => Self::AtsUpdate,
             "vendor_order" => Self::VendorOrder,
             "vendor_cancel" => Self::VendorCancel,
+            "ashby_file" => Self::AtsFile,
             _ => return None,
         })
     }
     /// Deliveries to the same party go out in sequence; the two parties are independent.
     pub fn to_vendor(self) -> bool {
-        !matches!(self, Self::AtsUpdate)
+        matches!(self, Self::VendorOrder | Self::VendorCancel)
     }
 }
 

@@ -45,7 +45,9 @@ impl Route {
     /// The route of a path as Ashby (or a vendor) calls it.
     pub fn of(path: &str) -> Option<Self> {
         match path {
-            "/assessment.list" => Some(Self::ListAssessments),
+            "/assessment.list" | list_assessments::CUSTOM_FIELD_LIST_PATH => {
+                Some(Self::ListAssessments)
+            }
             "/assessment.start" => Some(Self::StartAssessment),
             "/assessment.cancel" => Some(Self::Cancel),
             p if p.starts_with("/callbacks/") => Some(Self::ResultCallback),
@@ -292,6 +294,10 @@ mod tests {
     #[test]
     fn routes_match_what_ashby_appends_to_the_base_url() {
         assert_eq!(Route::of("/assessment.start"), Some(Route::StartAssessment));
+        assert_eq!(
+            Route::of("/assessment.customField.list"),
+            Some(Route::ListAssessments)
+        );
         assert_eq!(Route::of("/callbacks/acme"), Some(Route::ResultCallback));
         assert_eq!(Route::of("/assessment.update"), None);
     }

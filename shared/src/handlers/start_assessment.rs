@@ -43,6 +43,10 @@ pub async fn handle(app: &App, req: &Request) -> Result<Response<Body>, ApiError
             code: "vendor_rejected",
             message,
         }),
+        Started::InvalidOptions(message) => Err(ApiError::Unprocessable {
+            code: "invalid_assessment_options",
+            message,
+        }),
         Started::NotEnabled => Err(ApiError::Unprocessable {
             code: "assessment_type_not_enabled",
             message: "This assessment type is not available for your account. Ask your Ashby \
@@ -69,6 +73,7 @@ pub async fn handle(app: &App, req: &Request) -> Result<Response<Body>, ApiError
 fn order(r: StartRequest) -> Order {
     Order {
         assessment_type_id: r.assessment_type_id,
+        candidate_id: r.candidate.ashby_id,
         candidate: Candidate {
             first_name: r.candidate.first_name,
             last_name: r.candidate.last_name,
@@ -80,6 +85,7 @@ fn order(r: StartRequest) -> Order {
             name: r.job.name,
             req_id: r.job.req_id,
         },
+        additional_fields: r.additional_fields.unwrap_or_default(),
     }
 }
 

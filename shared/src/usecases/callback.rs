@@ -9,7 +9,11 @@ use http::HeaderMap;
 use super::deliver::{Due, Flush, Lane, Lanes, flush};
 use super::order::Announce;
 use crate::app::App;
-use crate::domain::{Status, VendorId, on_vendor_update};
+use crate::clock::Timestamp;
+use crate::domain::{
+    Assessment, Attachment, DeliveryKind, FileDelivery, NewDelivery, Status, VendorId,
+    on_vendor_update,
+};
 use crate::ports::{ChangeOutcome, StoreError, WebhookMarker};
 use crate::vendors::CallbackError;
 
@@ -24,6 +28,43 @@ pub enum Refused {
     Callback(#[from] CallbackError),
     #[error(transparent)]
     Store(#[from] StoreError),
+}
+
+/// One delivery per report file, written with the completion: each is put on the candidate in
+/// the ATS by the delivery queue, on a lane of its own, so that a file that fails does not hold
+/// back the result (whose update goes out at once).
+fn file_deliveries(
+    a: &Assessment,
+    attachments: &[Attachment],
+    now: Timestamp,
+) -> Result<Vec<NewDelivery>, StoreError> {
+    if attachments.is_empty() {
+        return Ok(vec![]);
+    }
+    let Some(candidate_id) = &a.candidate_id else {
+        tracing::warn!(
+            files = attachments.len(),
+            "the assessment predates candidate ids: its report files cannot be uploaded"
+        );
+        return Ok(vec![]);
+    };
+    attachments
+        .iter()
+        .map(|attachment| {
+            let body = serde_json::to_string(&FileDelivery {
+                candidate_id: candidate_id.clone(),
+                attachment: attachment.clone(),
+            })
+            .map_err(|e| StoreError::Corrupt(format!("serialising a file delivery: {e}")))?;
+            Ok(NewDelivery {
+                kind: DeliveryKind::AtsFile,
+                body,
+                next_attempt_ms: now,
+                leased_until_ms: Timestamp::EPOCH,
+                expires_at_s: None,
+            })
+        })
+        .collect()
 }
 
 /// What an applied callback did.
@@ -65,7 +106,15 @@ pub async fn receive(
         expires_at_s: (now + app.config.webhook_retention).as_secs(),
     };
     let recorded = super::record(app, id, Some(assessment), Some(&marker), None, |a| {
-        Ok(on_vendor_update(a.status, a.status_label.as_deref(), cb.update()).map(|t| (t, vec![])))
+        let Some(t) = on_vendor_update(a.status, a.status_label.as_deref(), cb.update()) else {
+            return Ok(None);
+        };
+        let files = if t.status == Status::Completed {
+            file_deliveries(a, &cb.update().attachments, now)?
+        } else {
+            vec![]
+        };
+        Ok(Some((t, files)))
     })
     .await?
     .ok_or(Refused::Unknown("assessment"))?;

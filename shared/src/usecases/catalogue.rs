@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 
 use crate::app::App;
-use crate::domain::{AssessmentTypeId, Package, Tenant, TokenHash};
+use crate::domain::{Package, PackageRef, Tenant, TokenHash};
 use crate::ports::StoreResult;
 
 /// The enabled tenant whose trigger token hashes to `token`.
@@ -16,12 +16,13 @@ pub async fn tenant_for(app: &App, token: &TokenHash) -> StoreResult<Option<Tena
     Ok(tenant)
 }
 
-/// The tenant's enabled packages, as assessment types, in the tenant's order. A package its
-/// vendor no longer offers is left out (and logged for the operator).
+/// The tenant's enabled packages (each an assessment type: `PackageRef::type_id`), in the
+/// tenant's order, with their options. A package its vendor no longer offers is left out (and
+/// logged for the operator).
 pub async fn assessment_types(
     app: &App,
     tenant: &Tenant,
-) -> StoreResult<Vec<(AssessmentTypeId, Package)>> {
+) -> StoreResult<Vec<(PackageRef, Package)>> {
     let mut vendors = HashMap::new();
     let mut types = Vec::with_capacity(tenant.packages.len());
     for p in &tenant.packages {
@@ -37,7 +38,7 @@ pub async fn assessment_types(
             tracing::warn!(package = %p, "enabled package no longer offered by its vendor; not listed");
             continue;
         };
-        types.push((p.type_id(), package.clone()));
+        types.push((p.clone(), package.clone()));
     }
     Ok(types)
 }

@@ -17,12 +17,13 @@ use crate::app::App;
 use crate::ats::AtsError;
 use crate::clock::Timestamp;
 use crate::domain::{
-    Assessment, AssessmentId, Delivery, DeliveryKind, DeliveryState, OrderAnswer, Status, Vendor,
+    Assessment, AssessmentId, Delivery, DeliveryKind, DeliveryState, FileDelivery, OrderAnswer,
+    Status, Vendor,
 };
 use crate::metrics::{Target, names};
 use crate::ports::{Retry, StoreResult};
 use crate::retry::{self, Backoff, DeliveryBackoff};
-use crate::vendors::{Message, VendorError, VendorReply};
+use crate::vendors::{FetchError, Message, VendorError, VendorReply};
 
 /// Who a delivery goes to. Each party's deliveries of one assessment go out in order; the two
 /// parties are independent.
@@ -30,14 +31,17 @@ use crate::vendors::{Message, VendorError, VendorReply};
 pub enum Lane {
     Ats,
     Vendor,
+    /// Report files for the ATS: a lane of their own, so a file that fails never holds back
+    /// an update.
+    Files,
 }
 
 impl Lane {
     pub fn of(kind: DeliveryKind) -> Self {
-        if kind.to_vendor() {
-            Self::Vendor
-        } else {
-            Self::Ats
+        match kind {
+            DeliveryKind::AtsUpdate => Self::Ats,
+            DeliveryKind::AtsFile => Self::Files,
+            DeliveryKind::VendorOrder | DeliveryKind::VendorCancel => Self::Vendor,
         }
     }
 }
@@ -172,8 +176,20 @@ pub async fn attempt(
 ) -> StoreResult<Attempt> {
     let outcome = match Lane::of(delivery.kind) {
         Lane::Ats => send_to_ats(app, assessment, delivery).await?,
+        Lane::Files => send_file(app, assessment, delivery).await?,
         Lane::Vendor => send_to_vendor(app, assessment, delivery, vendor, announce).await?,
     };
+    if delivery.kind == DeliveryKind::AtsFile {
+        let name = match &outcome {
+            Attempt::Delivered | Attempt::Rejected(_) => names::ASHBY_FILES_UPLOADED,
+            Attempt::Failed {
+                retry: Retry::At(_),
+                ..
+            } => names::ASHBY_FILES_RETRIED,
+            Attempt::Failed { .. } => names::ASHBY_FILES_DEAD,
+        };
+        app.metrics.count(name, 1);
+    }
     if delivery.kind == DeliveryKind::AtsUpdate {
         // Parked deliveries count with the dead ones: both wait for an operator.
         let name = match &outcome {
@@ -244,34 +260,85 @@ async fn send_to_ats(app: &App, a: &Assessment, d: &Delivery) -> StoreResult<Att
     let result = app.ats.send(&tenant, &d.body).await;
     app.metrics
         .latency_ms(Target::Ashby, started.elapsed().as_secs_f64() * 1e3);
-    let now = app.clock.now();
     Ok(match result {
         Ok(()) => {
             app.store.delivery_succeeded(a.id, d.seq).await?;
             tracing::info!(seq = d.seq, "update delivered to the ATS");
             Attempt::Delivered
         }
-        Err(AtsError::NoCredentials) => {
+        Err(e) => ats_failure(app, d, e),
+    })
+}
+
+/// What the ATS's refusal of a delivery makes of it.
+fn ats_failure(app: &App, d: &Delivery, e: AtsError) -> Attempt {
+    let now = app.clock.now();
+    match e {
+        AtsError::NoCredentials => {
             Attempt::parked("no Ashby API key is stored for this tenant".into())
         }
-        Err(AtsError::Unauthorized(why)) => Attempt::parked(why),
+        AtsError::Unauthorized(why) => Attempt::parked(why),
         // Throttling of the partner across customers: back off harder, and stop the run.
-        Err(AtsError::RateLimited {
+        AtsError::RateLimited {
             retry_after,
             partner_wide,
             detail,
-        }) => Attempt::Failed {
+        } => Attempt::Failed {
             retry: backoff_after(app, d, now, retry_after, partner_wide, &detail),
             error: detail,
             partner_throttled: partner_wide,
         },
-        Err(e @ (AtsError::Unavailable(_) | AtsError::Rejected(_))) => {
+        e @ (AtsError::Unavailable(_) | AtsError::Rejected(_)) => {
             let error = e.to_string();
             Attempt::failed(
                 error.clone(),
                 backoff_after(app, d, now, None, false, &error),
             )
         }
+    }
+}
+
+/// A report file: downloaded from the vendor, then put on the candidate in the ATS. A file
+/// refused for good (too large, not of its declared type, a URL the hub may not call) is dead at
+/// once; the result it came with was delivered on its own lane.
+async fn send_file(app: &App, a: &Assessment, d: &Delivery) -> StoreResult<Attempt> {
+    let Ok(file) = serde_json::from_str::<FileDelivery>(&d.body) else {
+        let why = "the file delivery is unreadable".to_owned();
+        return Ok(Attempt::failed(why.clone(), Retry::Dead(why)));
+    };
+    let Some(tenant) = app.store.tenant(&a.tenant_id).await? else {
+        return Ok(Attempt::parked(
+            "the assessment's tenant no longer exists".into(),
+        ));
+    };
+    let now = app.clock.now();
+    let started = std::time::Instant::now();
+    let bytes = app.vendors.fetch(&file.attachment).await;
+    app.metrics
+        .latency_ms(Target::Vendor, started.elapsed().as_secs_f64() * 1e3);
+    let bytes = match bytes {
+        Ok(b) => b,
+        Err(e @ FetchError::Refused(_)) => {
+            let why = e.to_string();
+            return Ok(Attempt::failed(why.clone(), Retry::Dead(why)));
+        }
+        Err(e @ FetchError::Unavailable(_)) => {
+            let error = e.to_string();
+            let retry = backoff_after(app, d, now, None, false, &error);
+            return Ok(Attempt::failed(error, retry));
+        }
+    };
+    let started = std::time::Instant::now();
+    let result = app.ats.attach(&tenant, &file, bytes).await;
+    app.metrics
+        .latency_ms(Target::Ashby, started.elapsed().as_secs_f64() * 1e3);
+    Ok(match result {
+        Ok(()) => {
+            app.store.delivery_succeeded(a.id, d.seq).await?;
+            tracing::info!(seq = d.seq, "report file put on the candidate in the ATS");
+            Attempt::Delivered
+        }
+        Err(e) => ats_failure(app, d, e),
     })
 }
 
@@ -396,6 +463,7 @@ pub async fn flush(
 struct Blocked {
     ats: bool,
     vendor: bool,
+    files: bool,
 }
 
 impl Blocked {
@@ -403,12 +471,14 @@ impl Blocked {
         match lane {
             Lane::Ats => self.ats,
             Lane::Vendor => self.vendor,
+            Lane::Files => self.files,
         }
     }
     fn block(&mut self, lane: Lane) {
         match lane {
             Lane::Ats => self.ats = true,
             Lane::Vendor => self.vendor = true,
+            Lane::Files => self.files = true,
         }
     }
 }
@@ -449,7 +519,7 @@ async fn flush_pass(
             blocked.block(lane);
             continue;
         }
-        if lane == Lane::Ats && assessment.is_none() {
+        if lane != Lane::Vendor && assessment.is_none() {
             assessment = app.store.assessment(id).await?;
             if assessment.is_none() {
                 break;

@@ -183,8 +183,8 @@ mod tests {
     use crate::clock::{ManualClock, Timestamp};
     use crate::config::Config;
     use crate::domain::{
-        AssessmentId, Candidate, Job, Notice, Order, Package, PackageId, PackageRef, Status,
-        Tenant, TenantId, TokenHash, Vendor, VendorId, labels,
+        AssessmentId, Candidate, Job, Notice, OptionValues, Order, Package, PackageId, PackageRef,
+        Status, Tenant, TenantId, TokenHash, Vendor, VendorId, labels,
     };
     use crate::ports::{Assessments, RegistryAdmin};
     use crate::retry::Backoff;
@@ -202,6 +202,7 @@ mod tests {
             id: AssessmentId,
             _: &PackageId,
             _: &Order,
+            _: &OptionValues,
             _: &str,
         ) -> Result<String, serde_json::Error> {
             serde_json::to_string(&id)
@@ -267,6 +268,8 @@ mod tests {
                 name: "Engineer".into(),
                 req_id: None,
             },
+            candidate_id: "cand-1".into(),
+            additional_fields: Default::default(),
         }
     }
 
@@ -290,6 +293,7 @@ mod tests {
                 id: package.package.clone(),
                 name: "Basic".into(),
                 description: String::new(),
+                options: vec![],
             }],
         };
         let token = TokenHash::of(&secrecy::SecretString::from("tok"));

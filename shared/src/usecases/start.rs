@@ -16,7 +16,7 @@ use crate::app::App;
 use crate::clock::Timestamp;
 use crate::domain::{
     Assessment, AssessmentId, Delivery, DeliveryKind, DeliveryState, NewDelivery, Order,
-    PackageRef, Status, Tenant, Vendor, current_label, labels,
+    PackageRef, Status, Tenant, Vendor, current_label, labels, options,
 };
 use crate::metrics::names;
 use crate::ports::{CreateOutcome, NewAssessment, Retry, StartKey, StoreError, StoreResult};
@@ -40,6 +40,8 @@ pub enum Started {
     },
     /// The vendor refused the order; its words, for the recruiter.
     Refused(String),
+    /// The package options the recruiter gave do not fit the package: what to fix, in words.
+    InvalidOptions(String),
     /// The assessment type is not enabled for this tenant, or its vendor no longer offers it.
     NotEnabled,
     /// The vendor cannot be called because of a configuration problem an operator must fix.
@@ -56,6 +58,14 @@ pub async fn start(
     let Some((package, vendor)) = resolve(app, tenant, order).await? else {
         return Ok(Started::NotEnabled);
     };
+    let declared = vendor
+        .package(&package.package)
+        .map(|p| p.options.as_slice())
+        .unwrap_or_default();
+    let options = match options::check_values(&package, declared, &order.additional_fields) {
+        Ok(values) => values,
+        Err(problem) => return Ok(Started::InvalidOptions(problem.0)),
+    };
     let callback_url = format!(
         "{}/callbacks/{}",
         callback_base.trim_end_matches('/'),
@@ -65,7 +75,7 @@ pub async fn start(
     let id = AssessmentId::new();
     let body = app
         .vendors
-        .order_body(id, &package.package, order, &callback_url)
+        .order_body(id, &package.package, order, &options, &callback_url)
         .map_err(|e| StoreError::Corrupt(format!("serialising an order: {e}")))?;
     let leased_until = now + lease(app);
     let new = NewAssessment {
@@ -76,6 +86,7 @@ pub async fn start(
             package_id: package.package.clone(),
             assessment_type_id: order.assessment_type_id,
             application_id: order.application_id.clone(),
+            candidate_id: Some(order.candidate_id.clone()),
             status: Status::Ordering,
             status_label: None,
             vendor_reference: None,

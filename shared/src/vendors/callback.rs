@@ -13,7 +13,9 @@ use url::Url;
 use crate::clock::Timestamp;
 
 use crate::domain::fields::ids;
-use crate::domain::{AssessmentId, Field, FieldKind, FieldValue, VendorStatus, VendorUpdate};
+use crate::domain::{
+    AssessmentId, Attachment, Field, FieldKind, FieldValue, VendorStatus, VendorUpdate,
+};
 use crate::json::describe_json_error;
 
 /// Why a callback was refused, worded for the vendor's developers.
@@ -143,6 +145,16 @@ struct RawCallback {
     report_url: Option<String>,
     #[serde(default)]
     metadata: Option<Vec<Field>>,
+    #[serde(default)]
+    attachments: Option<Vec<RawAttachment>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawAttachment {
+    url: String,
+    filename: String,
+    content_type: String,
 }
 
 #[derive(Deserialize)]
@@ -180,6 +192,50 @@ impl VerifiedCallback {
 const MAX_LABEL: usize = 200;
 const MAX_TEXT: usize = 2000;
 const MAX_METADATA: usize = 50;
+/// At most this many files per callback.
+pub const MAX_ATTACHMENTS: usize = 5;
+const MAX_FILENAME: usize = 200;
+
+/// The media types a report file may have: documents and images an ATS shows as they are. No
+/// HTML or scripts (they would run in whoever opens them).
+pub const ATTACHMENT_TYPES: [&str; 5] = [
+    "application/pdf",
+    "image/png",
+    "image/jpeg",
+    "text/plain",
+    "text/csv",
+];
+
+fn check_attachment(i: usize, a: RawAttachment) -> Result<Attachment, CallbackError> {
+    let name = format!("attachments[{i}]");
+    let url = parse_http_url(&format!("{name}.url"), &a.url)?;
+    let filename = a.filename.trim();
+    if filename.is_empty()
+        || filename.chars().count() > MAX_FILENAME
+        || filename == "."
+        || filename == ".."
+        || filename
+            .chars()
+            .any(|c| c.is_control() || c == '/' || c == '\\')
+    {
+        return Err(CallbackError::Invalid(format!(
+            "{name}.filename must be a file name of 1-{MAX_FILENAME} characters without \
+             slashes or control characters"
+        )));
+    }
+    let content_type = a.content_type.trim().to_ascii_lowercase();
+    if !ATTACHMENT_TYPES.contains(&content_type.as_str()) {
+        return Err(CallbackError::Invalid(format!(
+            "{name}.content_type must be one of {}",
+            ATTACHMENT_TYPES.join(", ")
+        )));
+    }
+    Ok(Attachment {
+        url,
+        filename: filename.to_owned(),
+        content_type,
+    })
+}
 
 fn check_len(field: &str, s: &str, max: usize) -> Result<(), CallbackError> {
     if s.chars().count() > max {
@@ -290,6 +346,22 @@ pub fn parse_callback(payload: &VerifiedPayload<'_>) -> Result<VerifiedCallback,
             )));
         }
     }
+    let attachments = raw.attachments.unwrap_or_default();
+    if attachments.len() > MAX_ATTACHMENTS {
+        return Err(CallbackError::Invalid(format!(
+            "attachments has more than {MAX_ATTACHMENTS} entries"
+        )));
+    }
+    if !attachments.is_empty() && raw.status != VendorStatus::Completed {
+        return Err(CallbackError::Invalid(
+            "attachments are accepted only when status is completed".into(),
+        ));
+    }
+    let attachments = attachments
+        .into_iter()
+        .enumerate()
+        .map(|(i, a)| check_attachment(i, a))
+        .collect::<Result<Vec<_>, _>>()?;
     Ok(VerifiedCallback {
         assessment_id,
         webhook_id: payload.webhook_id.clone(),
@@ -299,6 +371,7 @@ pub fn parse_callback(payload: &VerifiedPayload<'_>) -> Result<VerifiedCallback,
             result,
             report_url,
             metadata,
+            attachments,
         },
     })
 }

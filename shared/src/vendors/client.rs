@@ -9,7 +9,7 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 use url::Url;
 
-use super::url_policy::{LoopbackHttp, check_order_url};
+use super::url_policy::{LoopbackHttp, check_order_url, check_outbound_url};
 use crate::clock::Clock;
 use crate::retry::Backoff;
 use crate::transport::describe_transport;
@@ -168,4 +168,90 @@ impl VendorClient {
         }
         Err(VendorError::Unavailable { attempts, last })
     }
+
+    /// Downloads a report file a vendor attached: `url` must pass the outbound-URL guard, the
+    /// answer must be a 2xx of at most `max_bytes` whose media type is `content_type`. Read in
+    /// chunks, so an oversized file is refused without being held whole.
+    pub async fn download(
+        &self,
+        url: &Url,
+        content_type: &str,
+        max_bytes: u64,
+    ) -> Result<Vec<u8>, FetchError> {
+        check_outbound_url(url, self.loopback, "attachment url").map_err(FetchError::Refused)?;
+        let resp = self
+            .http
+            .get(url.clone())
+            .timeout(self.timeout.max(DOWNLOAD_TIMEOUT))
+            .header(http::header::USER_AGENT, &self.user_agent)
+            .send();
+        let mut resp = crate::waits::waiting(resp)
+            .await
+            .map_err(|e| FetchError::Unavailable(describe_transport(&e)))?;
+        let status = resp.status();
+        if status.as_u16() == 429 || status.is_server_error() {
+            return Err(FetchError::Unavailable(format!("HTTP {}", status.as_u16())));
+        }
+        if !status.is_success() {
+            return Err(FetchError::Refused(format!(
+                "the vendor answered HTTP {} for the file",
+                status.as_u16()
+            )));
+        }
+        let served = resp
+            .headers()
+            .get(http::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .map(|v| {
+                v.split(';')
+                    .next()
+                    .unwrap_or("")
+                    .trim()
+                    .to_ascii_lowercase()
+            })
+            .unwrap_or_default();
+        if served != content_type {
+            return Err(FetchError::Refused(format!(
+                "the file is served as {:?}, not the declared {content_type}",
+                served.chars().take(60).collect::<String>()
+            )));
+        }
+        if resp.content_length().is_some_and(|n| n > max_bytes) {
+            return Err(FetchError::Refused(too_large(max_bytes)));
+        }
+        let mut bytes = Vec::new();
+        while let Some(chunk) = resp
+            .chunk()
+            .await
+            .map_err(|e| FetchError::Unavailable(describe_transport(&e)))?
+        {
+            if (bytes.len() + chunk.len()) as u64 > max_bytes {
+                return Err(FetchError::Refused(too_large(max_bytes)));
+            }
+            bytes.extend_from_slice(&chunk);
+        }
+        if bytes.is_empty() {
+            return Err(FetchError::Refused("the file is empty".into()));
+        }
+        Ok(bytes)
+    }
+}
+
+/// How long the download of one report file may take.
+const DOWNLOAD_TIMEOUT: Duration = Duration::from_secs(20);
+
+fn too_large(max: u64) -> String {
+    format!("the file is larger than {} MiB", max / (1024 * 1024))
+}
+
+/// Why a report file could not be downloaded. Texts carry no URL (it may hold a token).
+#[derive(Debug, thiserror::Error, Clone, PartialEq)]
+pub enum FetchError {
+    /// Unreachable, timed out, 429 or 5xx: worth another try later.
+    #[error("file download failed: {0}")]
+    Unavailable(String),
+    /// Refused for good: the URL is not allowed, the vendor answered 4xx, or the file is too
+    /// large, empty or not of its declared type.
+    #[error("file refused: {0}")]
+    Refused(String),
 }

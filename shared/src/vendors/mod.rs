@@ -16,11 +16,11 @@ use http::HeaderMap;
 pub use callback::{
     CallbackError, VerifiedCallback, VerifiedPayload, parse_callback, verify_signature,
 };
-pub use client::{VendorClient, VendorError, VendorReply};
+pub use client::{FetchError, VendorClient, VendorError, VendorReply};
 pub use protocol::*;
 
 use crate::clock::Timestamp;
-use crate::domain::{AssessmentId, Candidate, Order, PackageId, Vendor};
+use crate::domain::{AssessmentId, Attachment, Candidate, OptionValues, Order, PackageId, Vendor};
 use crate::retry::Backoff;
 use crate::secrets::{SecretError, SecretNames, SecretSource};
 
@@ -34,7 +34,8 @@ pub enum Message {
 /// Talking to vendors.
 #[async_trait]
 pub trait VendorGateway: Send + Sync {
-    /// The exact body of the order of `package` for `order` as assessment `id`, with the URL the
+    /// The exact body of the order of `package` for `order` as assessment `id`, with the values
+    /// of the package's options the recruiter gave (already checked) and the URL the
     /// vendor calls back. Kept in the delivery queue (it carries candidate PII, so it expires
     /// with the PII retention) and sent as it is on every try.
     fn order_body(
@@ -42,6 +43,7 @@ pub trait VendorGateway: Send + Sync {
         id: AssessmentId,
         package: &PackageId,
         order: &Order,
+        options: &OptionValues,
         callback_url: &str,
     ) -> Result<String, serde_json::Error>;
     /// The exact body of the cancel of assessment `id`.
@@ -65,7 +67,18 @@ pub trait VendorGateway: Send + Sync {
         body: &[u8],
         now: Timestamp,
     ) -> Result<VerifiedCallback, CallbackError>;
+    /// Downloads a report file the vendor attached to its result (at most
+    /// [`MAX_ATTACHMENT_BYTES`], of its declared type).
+    async fn fetch(&self, attachment: &Attachment) -> Result<Vec<u8>, FetchError> {
+        let _ = attachment;
+        Err(FetchError::Refused(
+            "this vendor gateway fetches no files".into(),
+        ))
+    }
 }
+
+/// The largest report file the hub takes from a vendor: 10 MiB.
+pub const MAX_ATTACHMENT_BYTES: u64 = 10 * 1024 * 1024;
 
 /// The hub's generic signed vendor protocol.
 pub struct SignedProtocol {
@@ -91,6 +104,7 @@ impl VendorGateway for SignedProtocol {
         id: AssessmentId,
         package: &PackageId,
         order: &Order,
+        options: &OptionValues,
         callback_url: &str,
     ) -> Result<String, serde_json::Error> {
         serde_json::to_string(&OrderRequest {
@@ -108,6 +122,7 @@ impl VendorGateway for SignedProtocol {
                 name: order.job.name.clone(),
                 req_id: order.job.req_id.clone(),
             },
+            options: options.clone(),
             callback_url: callback_url.to_owned(),
         })
     }
@@ -159,5 +174,15 @@ impl VendorGateway for SignedProtocol {
         };
         let verified = verify_signature(&secrets, headers, body, now)?;
         parse_callback(&verified)
+    }
+
+    async fn fetch(&self, attachment: &Attachment) -> Result<Vec<u8>, FetchError> {
+        self.client
+            .download(
+                &attachment.url,
+                &attachment.content_type,
+                MAX_ATTACHMENT_BYTES,
+            )
+            .await
     }
 }

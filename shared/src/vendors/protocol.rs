@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::domain::{AssessmentId, Candidate, PackageId};
+use crate::domain::{AssessmentId, Candidate, OptionValues, PackageId};
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct OrderJob {
@@ -23,6 +23,10 @@ pub struct OrderRequest {
     pub candidate: Candidate,
     pub application_id: String,
     pub job: OrderJob,
+    /// The package options the recruiter gave, keyed by the option ids the vendor declared;
+    /// absent when none were given.
+    #[serde(default, skip_serializing_if = "OptionValues::is_empty")]
+    pub options: OptionValues,
     pub callback_url: String,
 }
 

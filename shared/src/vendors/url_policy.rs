@@ -49,10 +49,16 @@ fn forbidden_v6(ip: Ipv6Addr) -> bool {
 
 /// Checks an order URL; the error says what is wrong, for the operator.
 pub fn check_order_url(url: &Url, loopback: LoopbackHttp) -> Result<(), String> {
+    check_outbound_url(url, loopback, "order_url")
+}
+
+/// Checks any URL the hub is asked to call on a vendor's behalf (an order URL, an attachment's
+/// URL); the error names it as `what`.
+pub fn check_outbound_url(url: &Url, loopback: LoopbackHttp, what: &str) -> Result<(), String> {
     if !url.username().is_empty() || url.password().is_some() {
-        return Err("order_url must not carry credentials".into());
+        return Err(format!("{what} must not carry credentials"));
     }
-    let host = url.host().ok_or("order_url has no host")?;
+    let host = url.host().ok_or_else(|| format!("{what} has no host"))?;
     let loop_host = is_loopback_host(&host);
     match url.scheme() {
         "https" => {}
@@ -60,13 +66,13 @@ pub fn check_order_url(url: &Url, loopback: LoopbackHttp) -> Result<(), String> 
         "http" if loop_host => {
             return Err("plain http to loopback is allowed only in local runs".into());
         }
-        _ => return Err("order_url must be https".into()),
+        _ => return Err(format!("{what} must be https")),
     }
     if loop_host {
         return if loopback == LoopbackHttp::Allow {
             Ok(())
         } else {
-            Err("order_url must not point at this machine (loopback)".into())
+            Err(format!("{what} must not point at this machine (loopback)"))
         };
     }
     let forbidden = match host {
@@ -78,7 +84,9 @@ pub fn check_order_url(url: &Url, loopback: LoopbackHttp) -> Result<(), String> 
         }
     };
     if forbidden {
-        return Err("order_url must not point at a private, link-local or metadata address".into());
+        return Err(format!(
+            "{what} must not point at a private, link-local or metadata address"
+        ));
     }
     Ok(())
 }

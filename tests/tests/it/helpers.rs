@@ -57,6 +57,7 @@ fn package(id: &str, name: &str) -> Package {
         id: PackageId::parse(id).unwrap(),
         name: name.into(),
         description: format!("{name} (test)"),
+        options: vec![],
     }
 }
 

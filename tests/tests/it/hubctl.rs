@@ -779,6 +779,7 @@ async fn a_vendor_s_rejection_text_is_shown_only_with_reveal_pii() {
             last_update_ms: now,
             update_seq: 0,
             version: 1,
+            candidate_id: None,
         },
         start_key: StartKey {
             tenant_id: tenant,

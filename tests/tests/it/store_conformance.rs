@@ -166,6 +166,7 @@ fn acme_vendor(id: &str) -> Vendor {
             id: PackageId::parse("criminal-basic").unwrap(),
             name: "Criminal, basic".into(),
             description: "County search".into(),
+            options: vec![],
         }],
     }
 }
@@ -202,6 +203,7 @@ fn start_of(tenant: &TenantId, application_id: &str, package: &PackageRef) -> Ne
             last_update_ms: Timestamp::EPOCH,
             update_seq: 0,
             version: 1,
+            candidate_id: None,
         },
         start_key: StartKey {
             tenant_id: tenant.clone(),
@@ -507,11 +509,13 @@ async fn a_vendor_is_read_back_with_its_packages_and_can_be_replaced(store: S) {
                 id: PackageId::parse("criminal-basic").unwrap(),
                 name: "Criminal, basic".into(),
                 description: "County search".into(),
+                options: vec![],
             },
             Package {
                 id: PackageId::parse("criminal-plus").unwrap(),
                 name: "Criminal, plus".into(),
                 description: String::new(),
+                options: vec![],
             },
         ],
     };
@@ -861,6 +865,7 @@ async fn a_vendor_is_created_once_and_updated_in_place(store: S) {
         id: PackageId::parse("drug-test").unwrap(),
         name: "Drug test".into(),
         description: "Ten-panel".into(),
+        options: vec![],
     };
     let updated = store
         .update_vendor(&v.id, &|x| {
@@ -886,6 +891,7 @@ async fn concurrent_vendor_updates_lose_no_change(store: S) {
                 id: PackageId::parse(&format!("p{i}")).unwrap(),
                 name: format!("P{i}"),
                 description: String::new(),
+                options: vec![],
             };
             store
                 .update_vendor(&id, &|x| x.packages.push(p.clone()))

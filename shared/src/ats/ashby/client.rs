@@ -1,12 +1,27 @@
-//! Delivers `assessment.update` to Ashby with the tenant's API key. The key is sent as the Basic
-//! username with an empty password, per Ashby's authentication docs; it never appears in an error.
+//! Calls Ashby with the tenant's API key: `assessment.update`, and the three steps that put a
+//! report file on a candidate. The key is sent as the Basic username with an empty password, per
+//! Ashby's authentication docs; it never appears in an error.
+//!
+//! Every call pins the API version the hub was built against (`Ashby-Version`, CONTRACT.md §11),
+//! and every answer's `Ashby-Version-Status` is read: a version Ashby no longer calls active is
+//! logged once per process and counted (`AshbyVersionNotActive`, with an alarm), so operators
+//! hear of a deprecation months before the version is retired.
 
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use secrecy::{ExposeSecret, SecretString};
+use serde::{Deserialize, Serialize};
 use url::Url;
 
+use crate::metrics::{Metrics, names};
 use crate::transport::describe_transport;
+
+/// The request header that picks a version, and the answer's headers that report on it.
+pub const VERSION_HEADER: &str = "ashby-version";
+pub const VERSION_STATUS_HEADER: &str = "ashby-version-status";
 
 /// Why Ashby did not accept an update. Messages carry no key and no candidate data.
 #[derive(Debug, thiserror::Error, Clone, PartialEq)]
@@ -24,8 +39,46 @@ pub enum AshbyError {
     #[error("Ashby refused the API key (HTTP {0})")]
     Unauthorized(u16),
     /// Any other refusal, including HTTP 200 with `success: false`.
-    #[error("Ashby rejected the update (HTTP {status}, code {code})")]
+    #[error("Ashby rejected the request (HTTP {status}, code {code})")]
     Rejected { status: u16, code: String },
+}
+
+/// Watches the `Ashby-Version-Status` of Ashby's answers: the first answer whose status is not
+/// active is logged (once per process: a cold start), and each one is counted.
+#[derive(Debug)]
+struct VersionWatch {
+    version: String,
+    warned: AtomicBool,
+    metrics: Arc<Metrics>,
+}
+
+impl VersionWatch {
+    fn observe(&self, headers: &http::HeaderMap) {
+        let Some(status) = headers
+            .get(VERSION_STATUS_HEADER)
+            .and_then(|v| v.to_str().ok())
+        else {
+            return;
+        };
+        if status.trim().eq_ignore_ascii_case("active") {
+            return;
+        }
+        self.metrics.count(names::ASHBY_VERSION_NOT_ACTIVE, 1);
+        if !self.warned.swap(true, Ordering::Relaxed) {
+            // The status is Ashby's word, not candidate data; bounded and printable only.
+            let status: String = status
+                .chars()
+                .filter(|c| c.is_ascii_graphic() || *c == ' ')
+                .take(40)
+                .collect();
+            tracing::warn!(
+                version = self.version.as_str(),
+                status = status.as_str(),
+                "Ashby reports that the API version the hub pins is no longer active: plan the \
+                 move to a newer version (HUB_ASHBY_VERSION) before Ashby retires it"
+            );
+        }
+    }
 }
 
 #[derive(Clone)]
@@ -33,15 +86,46 @@ pub struct AshbyClient {
     http: reqwest::Client,
     user_agent: String,
     timeout: Duration,
+    watch: Arc<VersionWatch>,
 }
 
 impl AshbyClient {
-    pub fn new(http: reqwest::Client, user_agent: impl Into<String>, timeout: Duration) -> Self {
+    /// A client sending `Ashby-Version: version` on every call; what Ashby says of that version
+    /// is counted in `metrics`.
+    pub fn new(
+        http: reqwest::Client,
+        user_agent: impl Into<String>,
+        timeout: Duration,
+        version: impl Into<String>,
+        metrics: Arc<Metrics>,
+    ) -> Self {
         Self {
             http,
             user_agent: user_agent.into(),
             timeout,
+            watch: Arc::new(VersionWatch {
+                version: version.into(),
+                warned: AtomicBool::new(false),
+                metrics,
+            }),
         }
+    }
+
+    /// The version every call pins.
+    pub fn version(&self) -> &str {
+        &self.watch.version
+    }
+
+    /// A POST to one of Ashby's RPC methods with the key, the pinned version and a JSON body.
+    fn rpc(&self, base_url: &Url, method: &str, api_key: &SecretString) -> reqwest::RequestBuilder {
+        self.http
+            .post(endpoint(base_url, method))
+            .timeout(self.timeout)
+            .basic_auth(api_key.expose_secret(), Some(""))
+            .header(http::header::CONTENT_TYPE, "application/json")
+            .header(http::header::ACCEPT, "application/json; version=1")
+            .header(http::header::USER_AGENT, &self.user_agent)
+            .header(VERSION_HEADER, self.version())
     }
 
     /// POSTs one `assessment.update` body. Success means HTTP 2xx and `success` not false.
@@ -51,20 +135,105 @@ impl AshbyClient {
         api_key: &SecretString,
         body: &str,
     ) -> Result<(), AshbyError> {
-        let url = endpoint(base_url, "assessment.update");
+        self.call(base_url, "assessment.update", api_key, body.to_owned())
+            .await
+            .map(drop)
+    }
+
+    /// Step 1 of a file upload: `file.createFileUploadHandle` for a candidate file. The answer's
+    /// URL expires after 10 minutes.
+    pub async fn create_upload_handle(
+        &self,
+        base_url: &Url,
+        api_key: &SecretString,
+        request: &CreateFileUploadHandle<'_>,
+    ) -> Result<UploadHandle, AshbyError> {
+        let body = serde_json::to_string(request)
+            .map_err(|e| AshbyError::Unavailable(format!("serialising the request: {e}")))?;
+        let answer = self
+            .call(base_url, "file.createFileUploadHandle", api_key, body)
+            .await?;
+        serde_json::from_value::<HandleAnswer>(answer)
+            .map(|a| a.results)
+            .map_err(|_| AshbyError::Rejected {
+                status: 200,
+                code: "unreadable_upload_handle".into(),
+            })
+    }
+
+    /// Step 2: the file to the storage URL of step 1, as `multipart/form-data` with every field
+    /// Ashby returned first and the file last, named `file`. No Ashby key: it goes to storage.
+    pub async fn upload_to_storage(
+        &self,
+        handle: &UploadHandle,
+        file: Upload,
+    ) -> Result<(), StorageError> {
+        let url = Url::parse(&handle.url).map_err(|_| StorageError::Refused(0))?;
+        let mut form = reqwest::multipart::Form::new();
+        for (name, value) in &handle.fields {
+            form = form.text(name.clone(), value.clone());
+        }
+        let part = reqwest::multipart::Part::bytes(file.bytes)
+            .file_name(file.filename)
+            .mime_str(&file.content_type)
+            .map_err(|_| StorageError::Refused(0))?;
+        form = form.part("file", part);
         let resp = self
             .http
             .post(url)
-            .timeout(self.timeout)
-            .basic_auth(api_key.expose_secret(), Some(""))
-            .header(http::header::CONTENT_TYPE, "application/json")
-            .header(http::header::ACCEPT, "application/json; version=1")
+            .timeout(self.timeout.max(UPLOAD_TIMEOUT))
             .header(http::header::USER_AGENT, &self.user_agent)
-            .body(body.to_owned())
+            .multipart(form)
             .send();
         let resp = crate::waits::waiting(resp)
             .await
+            .map_err(|e| StorageError::Unavailable(describe_transport(&e)))?;
+        let status = resp.status();
+        if status.is_success() {
+            Ok(())
+        } else if status.is_server_error() || status.as_u16() == 429 {
+            Err(StorageError::Unavailable(format!(
+                "HTTP {}",
+                status.as_u16()
+            )))
+        } else {
+            // Storage answers 403 (or 400) once the presigned URL has expired.
+            Err(StorageError::Refused(status.as_u16()))
+        }
+    }
+
+    /// Step 3: `candidate.uploadFile` puts the uploaded file on the candidate.
+    pub async fn attach_to_candidate(
+        &self,
+        base_url: &Url,
+        api_key: &SecretString,
+        candidate_id: &str,
+        file_handle: &str,
+    ) -> Result<(), AshbyError> {
+        let body = serde_json::to_string(&CandidateUploadFile {
+            candidate_id,
+            file_handle,
+        })
+        .map_err(|e| AshbyError::Unavailable(format!("serialising the request: {e}")))?;
+        self.call(base_url, "candidate.uploadFile", api_key, body)
+            .await
+            .map(drop)
+    }
+
+    /// One RPC call: success means HTTP 2xx and `success` not false; the parsed answer (or
+    /// `null` when it was not JSON).
+    async fn call(
+        &self,
+        base_url: &Url,
+        method: &str,
+        api_key: &SecretString,
+        body: String,
+    ) -> Result<serde_json::Value, AshbyError> {
+        let resp = self.rpc(base_url, method, api_key).body(body).send();
+        let resp = crate::waits::waiting(resp)
+            .await
             .map_err(|e| AshbyError::Unavailable(describe_transport(&e)))?;
+        self.watch.observe(resp.headers());
         let status = resp.status();
         if status.as_u16() == 429 {
             let retry_after = resp
@@ -93,29 +262,75 @@ impl AshbyClient {
             .text()
             .await
             .map_err(|e| AshbyError::Unavailable(describe_transport(&e)))?;
-        let parsed: Option<serde_json::Value> = serde_json::from_str(&text).ok();
+        let parsed: serde_json::Value =
+            serde_json::from_str(&text).unwrap_or(serde_json::Value::Null);
         let code = parsed
-            .as_ref()
-            .and_then(|v| v.pointer("/errorInfo/code"))
+            .pointer("/errorInfo/code")
             .and_then(|v| v.as_str())
             .unwrap_or("unknown")
             .chars()
             .take(64)
             .collect::<String>();
-        if !status.is_success() {
+        if !status.is_success() || parsed.get("success") == Some(&serde_json::Value::Bool(false)) {
             return Err(AshbyError::Rejected {
                 status: status.as_u16(),
                 code,
             });
         }
-        if parsed.as_ref().and_then(|v| v.get("success")) == Some(&serde_json::Value::Bool(false)) {
-            return Err(AshbyError::Rejected {
-                status: status.as_u16(),
-                code,
-            });
-        }
-        Ok(())
+        Ok(parsed)
     }
+}
+
+/// How long the upload of one file to storage may take (up to 10 MB).
+const UPLOAD_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// `file.createFileUploadHandle`'s request (`extras-schemas.json`).
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CreateFileUploadHandle<'a> {
+    pub file_upload_context: &'static str,
+    pub filename: &'a str,
+    pub content_type: &'a str,
+    pub content_length: u64,
+}
+
+/// Where a file goes in step 2, and the handle step 3 names it by.
+#[derive(Debug, Clone, Deserialize)]
+pub struct UploadHandle {
+    pub handle: String,
+    pub url: String,
+    #[serde(default)]
+    pub fields: BTreeMap<String, String>,
+}
+
+#[derive(Deserialize)]
+struct HandleAnswer {
+    results: UploadHandle,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct CandidateUploadFile<'a> {
+    candidate_id: &'a str,
+    file_handle: &'a str,
+}
+
+/// A file to upload.
+pub struct Upload {
+    pub filename: String,
+    pub content_type: String,
+    pub bytes: Vec<u8>,
+}
+
+/// Why storage did not take a file (step 2).
+#[derive(Debug, thiserror::Error, Clone, PartialEq)]
+pub enum StorageError {
+    /// Unreachable, timed out, 5xx or 429: worth another try with the same URL.
+    #[error("Ashby's file storage unavailable: {0}")]
+    Unavailable(String),
+    /// Refused (an expired upload URL answers 403): start again from step 1.
+    #[error("Ashby's file storage refused the upload (HTTP {0})")]
+    Refused(u16),
 }
 
 /// `base` + `/method`, whether or not `base` ends in a slash.

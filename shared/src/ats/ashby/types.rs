@@ -5,7 +5,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::clock::Timestamp;
 use crate::domain::fields::ids;
-use crate::domain::{AssessmentId, AssessmentTypeId, Field, FieldKind, FieldValue, Notice, labels};
+use crate::domain::{
+    AssessmentId, AssessmentTypeId, Field, FieldKind, FieldValue, Notice, OptionKind, Package,
+    PackageOption, PackageRef, PossibleValue, labels, options,
+};
 
 /// `POST /assessment.start`, as Ashby sends it. Unknown fields are ignored (Ashby may add some).
 #[derive(Debug, Deserialize)]
@@ -14,6 +17,10 @@ pub struct StartRequest {
     pub candidate: StartCandidate,
     pub application: StartApplication,
     pub job: StartJob,
+    /// The recruiter's values for the package options listed by `assessment.customField.list`,
+    /// keyed by field id (CONTRACT.md §3, §5). Not in Ashby's schema; `null` reads as absent.
+    #[serde(default)]
+    pub additional_fields: Option<serde_json::Map<String, serde_json::Value>>,
 }
 
 #[derive(Deserialize)]
@@ -91,6 +98,39 @@ pub struct AssessmentType {
 pub struct ListResponse {
     pub success: bool,
     pub results: Vec<AssessmentType>,
+}
+
+/// One entry of `assessment.customField.list`: a package option. Its `id` is namespaced by
+/// vendor and package (`domain::options::field_id`); its name says which package it is for,
+/// since Ashby lists every field for every assessment type.
+#[derive(Debug, Serialize)]
+pub struct CustomField {
+    pub id: String,
+    pub name: String,
+    #[serde(rename = "type")]
+    pub kind: OptionKind,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub possible_values: Vec<PossibleValue>,
+    #[serde(rename = "isRequired")]
+    pub is_required: bool,
+}
+
+impl CustomField {
+    pub fn of(package_ref: &PackageRef, package: &Package, option: &PackageOption) -> Self {
+        Self {
+            id: options::field_id(package_ref, &option.id),
+            name: format!("{}: {}", package.name, option.name),
+            kind: option.kind,
+            possible_values: option.possible_values.clone(),
+            is_required: option.required,
+        }
+    }
+}
+
+#[derive(Debug, Serialize)]
+pub struct CustomFieldListResponse {
+    pub success: bool,
+    pub fields: Vec<CustomField>,
 }
 
 #[derive(Debug, Serialize)]

@@ -15,7 +15,8 @@ use super::keys::{self, Item};
 use crate::clock::Timestamp;
 use crate::domain::{
     Assessment, AssessmentId, AssessmentTypeId, Delivery, DeliveryKind, DeliveryState, NewDelivery,
-    Package, PackageId, PackageRef, Status, Tenant, TenantId, TokenHash, Vendor, VendorId,
+    Package, PackageId, PackageOption, PackageRef, Status, Tenant, TenantId, TokenHash, Vendor,
+    VendorId,
 };
 use crate::ports::{StartKey, StoreError, StoreResult, TenantToken};
 
@@ -174,6 +175,9 @@ struct PackageItem {
     /// Always written (empty when there is none); read as empty when absent.
     #[serde(skip_serializing_if = "Option::is_none")]
     description: Option<String>,
+    /// Absent when the package declares none.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    options: Vec<PackageOption>,
 }
 
 impl VendorItem {
@@ -193,6 +197,7 @@ impl VendorItem {
                         id: p.id.clone(),
                         name: p.name.clone(),
                         description: Some(p.description.clone()),
+                        options: p.options.clone(),
                     })
                     .collect(),
                 rev: Some(rev),
@@ -215,6 +220,7 @@ impl VendorItem {
                     id: p.id,
                     name: p.name,
                     description: p.description.unwrap_or_default(),
+                    options: p.options,
                 })
                 .collect(),
         };
@@ -233,6 +239,9 @@ pub(super) struct AssessmentItem {
     package_id: PackageId,
     assessment_type_id: AssessmentTypeId,
     application_id: String,
+    /// Absent on assessments recorded before the hub kept it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    candidate_id: Option<String>,
     status: Status,
     #[serde(skip_serializing_if = "Option::is_none")]
     status_label: Option<String>,
@@ -261,6 +270,7 @@ impl AssessmentItem {
                 package_id: a.package_id.clone(),
                 assessment_type_id: a.assessment_type_id,
                 application_id: a.application_id.clone(),
+                candidate_id: a.candidate_id.clone(),
                 status: a.status,
                 status_label: a.status_label.clone(),
                 vendor_reference: a.vendor_reference.clone(),
@@ -283,6 +293,7 @@ impl AssessmentItem {
             package_id: i.package_id,
             assessment_type_id: i.assessment_type_id,
             application_id: i.application_id,
+            candidate_id: i.candidate_id,
             status: i.status,
             status_label: i.status_label,
             vendor_reference: i.vendor_reference,

@@ -73,6 +73,7 @@ fn assessment() -> Assessment {
         last_update_ms: Timestamp::from_ms(3),
         update_seq: 4,
         version: 6,
+        candidate_id: None,
     }
 }
 
@@ -260,6 +261,7 @@ fn a_vendor_item_of_the_old_format_decodes_and_is_written_the_same() {
             id: PackageId::parse("basic").expect("valid id"),
             name: "Basic".into(),
             description: String::new(),
+            options: vec![],
         }],
     };
     let old = item([
@@ -486,6 +488,7 @@ fn a_tenant_and_a_vendor_round_trip_through_their_items() {
             id: PackageId::parse("basic").expect("valid id"),
             name: "Basic".into(),
             description: "A basic check".into(),
+            options: vec![],
         }],
     };
     let item = VendorItem::encode(&vendor, "r".into()).expect("encodes");

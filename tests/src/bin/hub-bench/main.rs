@@ -102,6 +102,7 @@ impl Bench {
                 id: PackageId::parse("criminal-basic").unwrap(),
                 name: "Criminal record check".into(),
                 description: "County and national criminal search".into(),
+                options: vec![],
             }],
         };
         store.put_vendor(&acme).await.unwrap();
