@@ -84,6 +84,7 @@ impl App {
         } else {
             LoopbackHttp::Refuse
         };
+        let ashby = ashby.with_loopback(loopback);
         let vendor_client = VendorClient::new(
             http,
             USER_AGENT,

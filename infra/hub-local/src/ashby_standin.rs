@@ -1,32 +1,46 @@
-//! A stand-in for Ashby's `assessment.update`: checks the API key, the content type and every
-//! body against Ashby's OpenAPI (schema and prose rules), prints what a recruiter would see, and
-//! keeps the accepted updates for `GET /ashby/updates`.
+//! A stand-in for Ashby: `assessment.update`, whose every body it checks against Ashby's OpenAPI
+//! (schema and prose rules), printing what a recruiter would see and keeping the accepted updates
+//! for `GET /ashby/updates`; and the three steps that put a report file on a candidate
+//! (`crate::ashby_files`, listed at `GET /ashby/files`). Every call must carry the tenant's API
+//! key, a JSON content type, a User-Agent and the pinned `Ashby-Version`; every answer carries
+//! `Ashby-Version` and `Ashby-Version-Status`, as Ashby's do.
 
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 
 use axum::Json;
 use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use base64::Engine;
 use serde_json::{Value, json};
 
+use crate::ashby_files::{AshbyFiles, ashby_error, basic_user, check_headers};
 use crate::openapi::OpenApi;
+
+/// The version the stand-in says it serves, and calls active.
+pub const SERVED_VERSION: &str = "2026-01-01";
 
 pub struct AshbyStandIn {
     api: OpenApi,
     keys: HashSet<String>,
     accepted: Mutex<Vec<Value>>,
+    pub files: Arc<AshbyFiles>,
     quiet: bool,
 }
 
 impl AshbyStandIn {
-    pub fn new(keys: impl IntoIterator<Item = String>, quiet: bool) -> anyhow::Result<Self> {
+    /// `base` is where the stand-in is served (`<hub>/ashby`): its storage URLs point there.
+    pub fn new(
+        base: &str,
+        keys: impl IntoIterator<Item = String>,
+        quiet: bool,
+    ) -> anyhow::Result<Self> {
+        let keys: HashSet<String> = keys.into_iter().collect();
         Ok(Self {
             api: OpenApi::embedded()?,
-            keys: keys.into_iter().collect(),
+            files: Arc::new(AshbyFiles::new(base, keys.clone(), quiet)?),
+            keys,
             accepted: Mutex::new(Vec::new()),
             quiet,
         })
@@ -41,34 +55,22 @@ impl AshbyStandIn {
         axum::Router::new()
             .route("/ashby/assessment.update", post(update))
             .route("/ashby/updates", get(list))
-            .with_state(self)
+            .with_state(self.clone())
+            .merge(self.files.clone().router("/ashby"))
+            .layer(axum::middleware::map_response(version_headers))
     }
 
     fn key_ok(&self, headers: &HeaderMap) -> bool {
-        let Some(v) = headers
-            .get(axum::http::header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-        else {
-            return false;
-        };
-        let Some(encoded) = v.strip_prefix("Basic ") else {
-            return false;
-        };
-        let Ok(decoded) = base64::engine::general_purpose::STANDARD.decode(encoded.trim()) else {
-            return false;
-        };
-        let text = String::from_utf8_lossy(&decoded);
-        matches!(text.split_once(':'), Some((key, "")) if self.keys.contains(key))
+        basic_user(headers).is_some_and(|k| self.keys.contains(&k))
     }
 }
 
-fn ashby_error(status: StatusCode, code: &str, message: &str) -> Response {
-    (
-        status,
-        Json(json!({"success": false, "errors": [code],
-                    "errorInfo": {"code": code, "message": message}})),
-    )
-        .into_response()
+/// What Ashby's answers say of the API version since 2026-10-14.
+pub async fn version_headers(mut r: Response) -> Response {
+    let h = r.headers_mut();
+    h.insert("ashby-version", HeaderValue::from_static(SERVED_VERSION));
+    h.insert("ashby-version-status", HeaderValue::from_static("active"));
+    r
 }
 
 async fn update(
@@ -105,15 +107,9 @@ async fn update(
 }
 
 fn check(s: &AshbyStandIn, headers: &HeaderMap, body: &[u8]) -> Result<Value, Vec<String>> {
-    let json_type = headers
-        .get(axum::http::header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.starts_with("application/json"));
-    if !json_type {
-        return Err(vec!["Content-Type must be application/json".into()]);
-    }
-    if !headers.contains_key(axum::http::header::USER_AGENT) {
-        return Err(vec!["a User-Agent header is required".into()]);
+    let problems = check_headers(headers);
+    if !problems.is_empty() {
+        return Err(problems);
     }
     let v: Value =
         serde_json::from_slice(body).map_err(|e| vec![format!("body is not JSON: {e}")])?;

@@ -4,7 +4,10 @@
 use std::collections::HashSet;
 
 use anyhow::{Context, bail};
-use hub::domain::{Package, PackageId, PackageRef, Tenant, TenantId, Vendor, VendorId};
+use hub::domain::{
+    OptionId, OptionKind, Package, PackageId, PackageOption, PackageRef, PossibleValue, Tenant,
+    TenantId, Vendor, VendorId, options,
+};
 use serde::Deserialize;
 use url::Url;
 
@@ -45,6 +48,34 @@ fn default_ashby_base_url() -> Url {
     Url::parse("https://api.ashbyhq.com").unwrap_or_else(|_| unreachable!("constant URL"))
 }
 
+/// The sandbox's options for a package: one required choice and one optional free text, so the
+/// local demo shows both (Ashby's custom fields, checked on start, passed to the vendor).
+fn sandbox_options(id: &str, name: &str, choices: &[(&str, &str)]) -> Vec<PackageOption> {
+    let parse = |s: &str| OptionId::parse(s).unwrap_or_else(|_| unreachable!("constant id"));
+    vec![
+        PackageOption {
+            id: parse(id),
+            name: name.into(),
+            kind: OptionKind::ValueSelect,
+            required: true,
+            possible_values: choices
+                .iter()
+                .map(|(key, value)| PossibleValue {
+                    key: (*key).into(),
+                    value: (*value).into(),
+                })
+                .collect(),
+        },
+        PackageOption {
+            id: parse("note"),
+            name: "Note for the provider".into(),
+            kind: OptionKind::String,
+            required: false,
+            possible_values: vec![],
+        },
+    ]
+}
+
 pub const SANDBOX_VENDOR: &str = "sandbox";
 pub const DEMO_TOKEN: &str = "demo-trigger-token";
 pub const DEMO_ASHBY_KEY: &str = "demo-ashby-api-key";
@@ -67,13 +98,25 @@ impl LocalConfig {
                 id: PackageId::parse("criminal-basic")?,
                 name: "Sandbox criminal record check".into(),
                 description: "County and national criminal search (simulated)".into(),
-                options: vec![],
+                options: sandbox_options(
+                    "work_location",
+                    "Work location",
+                    &[
+                        ("us", "United States"),
+                        ("uk", "United Kingdom"),
+                        ("de", "Germany"),
+                    ],
+                ),
             },
             Package {
                 id: PackageId::parse("skills-test")?,
                 name: "Sandbox skills test".into(),
                 description: "A timed coding exercise (simulated)".into(),
-                options: vec![],
+                options: sandbox_options(
+                    "language",
+                    "Programming language",
+                    &[("rust", "Rust"), ("python", "Python"), ("go", "Go")],
+                ),
             },
         ];
         let vendor = VendorId::parse(SANDBOX_VENDOR)?;
@@ -111,6 +154,11 @@ impl LocalConfig {
         for v in &self.vendors {
             if !vendor_ids.insert(&v.id) {
                 bail!("vendor {} is defined twice", v.id);
+            }
+            for p in &v.packages {
+                if let Err(e) = options::check_options(&p.options) {
+                    bail!("vendor {}, package {}: {e}", v.id, p.id);
+                }
             }
             if standardwebhooks::Webhook::new(&v.signing_secret).is_err()
                 || !v.signing_secret.starts_with("whsec_")
@@ -185,6 +233,42 @@ mod tests {
         let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("example.toml");
         let c = LocalConfig::load(&path).expect("example.toml must load");
         assert!(!c.tenants.is_empty() && !c.vendors.is_empty());
+    }
+
+    #[test]
+    fn package_options_load_from_toml_and_bad_ones_are_refused() {
+        let text = |kind: &str, values: &str| {
+            format!(
+                r#"
+            [[vendors]]
+            id = "acme"
+            name = "Acme"
+            order_url = "http://127.0.0.1:9100/orders"
+            signing_secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+            [[vendors.packages]]
+            id = "basic"
+            name = "Basic"
+            [[vendors.packages.options]]
+            id = "tier"
+            name = "Tier"
+            type = "{kind}"
+            required = true
+            {values}
+        "#
+            )
+        };
+        let ok: LocalConfig = toml::from_str(&text(
+            "ValueSelect",
+            r#"possible_values = [{ key = "std", value = "Standard" }]"#,
+        ))
+        .expect("parses");
+        ok.validate().expect("valid");
+        let o = &ok.vendors[0].packages[0].options[0];
+        assert_eq!((o.id.as_str(), o.required), ("tier", true));
+        let no_values: LocalConfig = toml::from_str(&text("ValueSelect", "")).expect("parses");
+        let e = no_values.validate().expect_err("a select needs values");
+        assert!(e.to_string().contains("package basic"), "{e}");
+        assert!(toml::from_str::<LocalConfig>(&text("Colour", "")).is_err());
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! The local hub: the whole hub on loopback for development, demos and tests. No AWS, no Docker,
 //! no Python unless a DynamoDB table is named.
 
+pub mod ashby_files;
 pub mod ashby_standin;
 pub mod config;
 pub mod openapi;

@@ -71,7 +71,8 @@ async fn main() -> anyhow::Result<()> {
             .unwrap_or_else(|| "in memory".into())
     );
     println!(
-        "  Ashby stand-in: {base}/ashby/assessment.update (received: GET {base}/ashby/updates)"
+        "  Ashby stand-in: {base}/ashby/assessment.update (received: GET {base}/ashby/updates; \
+         report files: GET {base}/ashby/files)"
     );
     if let Some(token) = &hub.demo_token {
         println!("  sandbox vendor: {base}/sandbox/orders");
@@ -79,6 +80,7 @@ async fn main() -> anyhow::Result<()> {
         println!();
         println!("Try it:");
         println!("  curl -s -u {token}: -X POST {base}/assessment.list -d '{{}}'");
+        println!("  curl -s -u {token}: -X POST {base}/assessment.customField.list -d '{{}}'");
         println!(
             "  curl -s -u {token}: -X POST {base}/assessment.start -H 'content-type: application/json' \\\n    -d '{}'",
             demo_start_body(&hub).await
@@ -92,7 +94,7 @@ async fn main() -> anyhow::Result<()> {
     Ok(())
 }
 
-/// A start body for the demo tenant's first package, ready to paste.
+/// A start body for the demo tenant's first package (with its required option), ready to paste.
 async fn demo_start_body(hub: &hub_local::server::RunningHub) -> String {
     let type_id = match hub
         .store
@@ -111,7 +113,8 @@ async fn demo_start_body(hub: &hub_local::server::RunningHub) -> String {
         "candidate": {"ashby_id": "cand-1", "first_name": "Ada", "last_name": "Lovelace",
                       "email": "ada@example.com", "ashby_profile_url": "https://app.ashbyhq.com/candidates/cand-1"},
         "application": {"ashby_id": "app-1", "status": "Active"},
-        "job": {"ashby_id": "job-1", "name": "Backend Engineer", "ashby_job_url": "https://app.ashbyhq.com/jobs/job-1"}
+        "job": {"ashby_id": "job-1", "name": "Backend Engineer", "ashby_job_url": "https://app.ashbyhq.com/jobs/job-1"},
+        "additional_fields": {"sandbox.criminal-basic.work_location": "uk"}
     })
     .to_string()
 }

@@ -10,8 +10,62 @@ use serde_json::{Value, json};
 /// A test asserts the copy is identical to the ground truth.
 pub const EMBEDDED_SPEC: &str = include_str!("../ashby-openapi.json");
 
+/// A copy of `../shared/ashby/extras-schemas.json` (the Ashby bodies beyond assessments: key
+/// checks and file uploads); a test asserts it is identical to the ground truth.
+pub const EMBEDDED_EXTRAS: &str = include_str!("../ashby-extras-schemas.json");
+
 pub struct OpenApi {
     components: Value,
+}
+
+/// The schemas of `extras-schemas.json`, under `$defs`.
+pub struct Extras {
+    defs: Value,
+}
+
+impl Extras {
+    pub fn parse(text: &str) -> anyhow::Result<Self> {
+        let doc: Value = serde_json::from_str(text).context("parsing extras-schemas.json")?;
+        let defs = doc
+            .get("$defs")
+            .cloned()
+            .ok_or_else(|| anyhow!("extras-schemas.json has no $defs"))?;
+        Ok(Self { defs })
+    }
+
+    pub fn embedded() -> anyhow::Result<Self> {
+        Self::parse(EMBEDDED_EXTRAS)
+    }
+
+    /// Validates `instance` against `#/$defs/<schema>`. Returns every violation.
+    pub fn check(&self, schema: &str, instance: &Value) -> Result<(), Vec<String>> {
+        if self.defs.get(schema).is_none() {
+            return Err(vec![format!("extras-schemas.json has no schema {schema}")]);
+        }
+        let root = json!({
+            "$schema": "https://json-schema.org/draft/2020-12/schema",
+            "$ref": format!("#/$defs/{schema}"),
+            "$defs": self.defs,
+        });
+        validate(&root, schema, instance)
+    }
+}
+
+/// Every violation of `instance` against the schema `root`.
+fn validate(root: &Value, schema: &str, instance: &Value) -> Result<(), Vec<String>> {
+    let validator = jsonschema::options()
+        .should_validate_formats(true)
+        .build(root)
+        .map_err(|e| vec![format!("schema {schema} does not compile: {e}")])?;
+    let errors: Vec<String> = validator
+        .iter_errors(instance)
+        .map(|e| format!("{} at {}", e, e.instance_path()))
+        .collect();
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(errors)
+    }
 }
 
 impl OpenApi {
@@ -42,19 +96,7 @@ impl OpenApi {
             "$ref": format!("#/components/schemas/{schema}"),
             "components": self.components,
         });
-        let validator = jsonschema::options()
-            .should_validate_formats(true)
-            .build(&root)
-            .map_err(|e| vec![format!("schema {schema} does not compile: {e}")])?;
-        let errors: Vec<String> = validator
-            .iter_errors(instance)
-            .map(|e| format!("{} at {}", e, e.instance_path()))
-            .collect();
-        if errors.is_empty() {
-            Ok(())
-        } else {
-            Err(errors)
-        }
+        validate(&root, schema, instance)
     }
 
     /// `AssessmentUpdateRequest` plus its prose rules: `assessment_status` unless

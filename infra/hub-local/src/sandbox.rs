@@ -1,7 +1,8 @@
 //! The built-in sandbox vendor: a real HTTP endpoint speaking the vendor protocol. It verifies
 //! the hub's signed orders, accepts them (or refuses a candidate whose email contains `+reject`,
 //! to show a vendor 422 in Ashby), and a few seconds later posts signed `in_progress` and
-//! `completed` callbacks with a report URL, retrying while the hub answers 503.
+//! `completed` callbacks with a report URL and a small generated PDF report attached (served at
+//! `/sandbox/files/<id>`), retrying while the hub answers 503.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -44,6 +45,7 @@ impl Sandbox {
         axum::Router::new()
             .route("/sandbox/orders", post(order))
             .route("/sandbox/reports/{id}", get(report))
+            .route("/sandbox/files/{id}", get(report_pdf))
             .with_state(self)
     }
 
@@ -117,6 +119,11 @@ impl Sandbox {
             .join(&format!("sandbox/reports/{id}"))
             .map(|u| u.to_string())
             .unwrap_or_default();
+        let file = self
+            .base
+            .join(&format!("sandbox/files/{id}"))
+            .map(|u| u.to_string())
+            .unwrap_or_default();
         self.callback(
             &callback_url,
             &id,
@@ -127,7 +134,9 @@ impl Sandbox {
                            "description": "Simulated by the sandbox vendor"},
                 "report_url": report,
                 "metadata": [{"identifier": "duration", "label": "Time taken",
-                              "type": "numeric_duration_minutes", "value": 42}]
+                              "type": "numeric_duration_minutes", "value": 42}],
+                "attachments": [{"url": file, "filename": "sandbox-report.pdf",
+                                 "content_type": "application/pdf"}]
             }),
         )
         .await;
@@ -167,7 +176,7 @@ async fn order(
             if fresh {
                 let callback_url = v["callback_url"].as_str().unwrap_or_default().to_owned();
                 if !s.quiet {
-                    println!("sandbox <- order {id}");
+                    println!("sandbox <- order {id} with options {}", v["options"]);
                 }
                 tokio::spawn(s.clone().run_script(id.clone(), callback_url));
             }
@@ -197,4 +206,62 @@ async fn report(Path(id): Path<String>) -> Html<String> {
         "<!doctype html><title>Sandbox report</title><h1>Sandbox report</h1>\
          <p>Assessment {id}: simulated result. This page is what the Full report link opens.</p>"
     ))
+}
+
+/// The report as a file: a one-page PDF naming the assessment.
+async fn report_pdf(Path(id): Path<String>) -> Response {
+    let id: String = id
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric() || *c == '-')
+        .take(36)
+        .collect();
+    (
+        [(axum::http::header::CONTENT_TYPE, "application/pdf")],
+        pdf(&format!(
+            "Sandbox report for assessment {id}: simulated result."
+        )),
+    )
+        .into_response()
+}
+
+/// A minimal valid one-page PDF showing `line` (ASCII without parentheses or backslashes).
+pub fn pdf(line: &str) -> Vec<u8> {
+    let line: String = line
+        .chars()
+        .filter(|c| c.is_ascii() && !matches!(c, '(' | ')' | '\\'))
+        .collect();
+    let stream = format!("BT /F1 14 Tf 72 720 Td ({line}) Tj ET");
+    let objects = [
+        "<< /Type /Catalog /Pages 2 0 R >>".to_owned(),
+        "<< /Type /Pages /Kids [3 0 R] /Count 1 >>".to_owned(),
+        "<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents 4 0 R \
+         /Resources << /Font << /F1 5 0 R >> >> >>"
+            .to_owned(),
+        format!(
+            "<< /Length {} >>\nstream\n{stream}\nendstream",
+            stream.len()
+        ),
+        "<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>".to_owned(),
+    ];
+    let mut out = b"%PDF-1.4\n".to_vec();
+    let mut offsets = Vec::new();
+    for (i, o) in objects.iter().enumerate() {
+        offsets.push(out.len());
+        out.extend_from_slice(format!("{} 0 obj\n{o}\nendobj\n", i + 1).as_bytes());
+    }
+    let xref = out.len();
+    out.extend_from_slice(
+        format!("xref\n0 {}\n0000000000 65535 f \n", objects.len() + 1).as_bytes(),
+    );
+    for off in offsets {
+        out.extend_from_slice(format!("{off:010} 00000 n \n").as_bytes());
+    }
+    out.extend_from_slice(
+        format!(
+            "trailer\n<< /Size {} /Root 1 0 R >>\nstartxref\n{xref}\n%%EOF\n",
+            objects.len() + 1
+        )
+        .as_bytes(),
+    );
+    out
 }

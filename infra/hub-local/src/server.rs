@@ -146,6 +146,7 @@ pub async fn start(opts: Options) -> anyhow::Result<RunningHub> {
     load_registry(store.as_ref(), secrets.as_ref(), &names, &registry).await?;
 
     let ashby = Arc::new(AshbyStandIn::new(
+        base_url.join("ashby")?.as_str(),
         registry.tenants.iter().map(|t| t.ashby_api_key.clone()),
         opts.quiet,
     )?);

@@ -18,6 +18,7 @@ use url::Url;
 
 use crate::metrics::{Metrics, names};
 use crate::transport::describe_transport;
+use crate::vendors::url_policy::{LoopbackHttp, check_outbound_url};
 
 /// The request header that picks a version, and the answer's headers that report on it.
 pub const VERSION_HEADER: &str = "ashby-version";
@@ -87,6 +88,8 @@ pub struct AshbyClient {
     user_agent: String,
     timeout: Duration,
     watch: Arc<VersionWatch>,
+    /// Whether the storage URL of a file upload may be plain http on loopback (local runs).
+    loopback: LoopbackHttp,
 }
 
 impl AshbyClient {
@@ -108,7 +111,15 @@ impl AshbyClient {
                 warned: AtomicBool::new(false),
                 metrics,
             }),
+            loopback: LoopbackHttp::Refuse,
         }
+    }
+
+    /// Allows (or refuses) plain http to loopback for the storage URL Ashby returns: the
+    /// allowance local runs give vendor URLs (`HUB_ALLOW_INSECURE_LOOPBACK`).
+    pub fn with_loopback(mut self, loopback: LoopbackHttp) -> Self {
+        self.loopback = loopback;
+        self
     }
 
     /// The version every call pins.
@@ -168,7 +179,10 @@ impl AshbyClient {
         handle: &UploadHandle,
         file: Upload,
     ) -> Result<(), StorageError> {
-        let url = Url::parse(&handle.url).map_err(|_| StorageError::Refused(0))?;
+        let url = Url::parse(&handle.url)
+            .map_err(|_| StorageError::NotAllowed("the upload URL is not a URL".into()))?;
+        check_outbound_url(&url, self.loopback, "the upload URL")
+            .map_err(StorageError::NotAllowed)?;
         let mut form = reqwest::multipart::Form::new();
         for (name, value) in &handle.fields {
             form = form.text(name.clone(), value.clone());
@@ -176,7 +190,7 @@ impl AshbyClient {
         let part = reqwest::multipart::Part::bytes(file.bytes)
             .file_name(file.filename)
             .mime_str(&file.content_type)
-            .map_err(|_| StorageError::Refused(0))?;
+            .map_err(|_| StorageError::NotAllowed("the media type is malformed".into()))?;
         form = form.part("file", part);
         let resp = self
             .http
@@ -331,6 +345,9 @@ pub enum StorageError {
     /// Refused (an expired upload URL answers 403): start again from step 1.
     #[error("Ashby's file storage refused the upload (HTTP {0})")]
     Refused(u16),
+    /// The upload URL Ashby returned is not one the hub may call (see `url_policy`).
+    #[error("Ashby's upload URL refused: {0}")]
+    NotAllowed(String),
 }
 
 /// `base` + `/method`, whether or not `base` ends in a slash.

@@ -100,6 +100,9 @@ impl AtsGateway for AshbyGateway {
                 Err(e @ StorageError::Unavailable(_)) => {
                     return Err(AtsError::Unavailable(e.to_string()));
                 }
+                Err(e @ StorageError::NotAllowed(_)) => {
+                    return Err(AtsError::Rejected(e.to_string()));
+                }
             }
         }
         Err(last.unwrap_or_else(|| AtsError::Rejected("upload refused".into())))
