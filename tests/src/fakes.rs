@@ -1,4 +1,5 @@
-//! Fakes of the two parties we cannot run: Ashby's `assessment.update` endpoint and a vendor.
+//! Fakes of the two parties we cannot run: Ashby (`assessment.update`, and the three steps of a
+//! candidate-file upload, from `hub_local::ashby_files`) and a vendor.
 //! Both are real HTTP servers on loopback that check what they receive against the published
 //! contract (Ashby's OpenAPI from `../shared`, Standard Webhooks signatures) and record it, with
 //! switchable behaviour for failure tests.
@@ -12,7 +13,7 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
-use base64::Engine;
+use hub_local::ashby_files::{AshbyFiles, check_headers};
 use hub_local::openapi::OpenApi;
 use serde_json::{Value, json};
 
@@ -52,6 +53,8 @@ pub struct ReceivedUpdate {
     pub api_key: Option<String>,
     pub content_type: Option<String>,
     pub user_agent: Option<String>,
+    /// The `Ashby-Version` it pinned.
+    pub version: Option<String>,
     /// Everything wrong with it per the contract; empty when it conforms.
     pub violations: Vec<String>,
     /// Whether the fake accepted it (mode `Accept` and no violations).
@@ -65,6 +68,10 @@ pub struct FakeAshby {
     mode: Mutex<AshbyMode>,
     received: Mutex<Vec<ReceivedUpdate>>,
     calls: AtomicU64,
+    /// The candidate-file upload (steps 1-3), with its own checks and faults.
+    pub files: Arc<AshbyFiles>,
+    /// What every answer says in `Ashby-Version-Status` (`active` unless a test changes it).
+    version_status: Mutex<String>,
 }
 
 impl FakeAshby {
@@ -80,10 +87,20 @@ impl FakeAshby {
             mode: Mutex::new(AshbyMode::Accept),
             received: Mutex::new(Vec::new()),
             calls: AtomicU64::new(0),
+            files: Arc::new(
+                AshbyFiles::new(&format!("http://{addr}"), [api_key.to_owned()], true)
+                    .expect("file stand-in"),
+            ),
+            version_status: Mutex::new("active".into()),
         });
         let router = axum::Router::new()
             .route("/assessment.update", post(ashby_update))
-            .with_state(me.clone());
+            .with_state(me.clone())
+            .merge(me.files.clone().router(""))
+            .layer(axum::middleware::map_response_with_state(
+                me.clone(),
+                version_headers,
+            ));
         tokio::spawn(async move {
             let _ = axum::serve(listener, router).await;
         });
@@ -92,6 +109,11 @@ impl FakeAshby {
 
     pub fn set_mode(&self, mode: AshbyMode) {
         *self.mode.lock().unwrap() = mode;
+    }
+
+    /// Makes every answer say this of the API version (e.g. `deprecated`).
+    pub fn set_version_status(&self, status: &str) {
+        *self.version_status.lock().unwrap() = status.to_owned();
     }
 
     pub fn received(&self) -> Vec<ReceivedUpdate> {
@@ -127,14 +149,15 @@ impl FakeAshby {
     }
 }
 
-fn basic_user(headers: &HeaderMap) -> Option<String> {
-    let v = headers.get("authorization")?.to_str().ok()?;
-    let decoded = base64::engine::general_purpose::STANDARD
-        .decode(v.strip_prefix("Basic ")?)
-        .ok()?;
-    let text = String::from_utf8(decoded).ok()?;
-    let (user, pass) = text.split_once(':')?;
-    pass.is_empty().then(|| user.to_owned())
+/// `Ashby-Version` and `Ashby-Version-Status` on every answer, as Ashby's since 2026-10-14.
+async fn version_headers(State(s): State<Arc<FakeAshby>>, mut r: Response) -> Response {
+    let status = s.version_status.lock().unwrap().clone();
+    let h = r.headers_mut();
+    h.insert("ashby-version", "2026-01-01".parse().unwrap());
+    if let Ok(v) = status.parse() {
+        h.insert("ashby-version-status", v);
+    }
+    r
 }
 
 async fn ashby_update(
@@ -142,7 +165,7 @@ async fn ashby_update(
     headers: HeaderMap,
     body: axum::body::Bytes,
 ) -> Response {
-    let api_key = basic_user(&headers);
+    let api_key = hub_local::ashby_files::basic_user(&headers);
     let header = |n: &str| {
         headers
             .get(n)
@@ -151,6 +174,7 @@ async fn ashby_update(
     };
     let content_type = header("content-type");
     let user_agent = header("user-agent");
+    let version = header("ashby-version");
     let parsed: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
     let mut violations = s.api.check_update(&parsed).err().unwrap_or_default();
     if api_key.as_deref() != Some(s.api_key.as_str()) {
@@ -159,9 +183,7 @@ async fn ashby_update(
     if content_type.as_deref() != Some("application/json") {
         violations.push(format!("content-type is {content_type:?}"));
     }
-    if user_agent.as_deref().is_none_or(str::is_empty) {
-        violations.push("no User-Agent".into());
-    }
+    violations.extend(check_headers(&headers));
     let mode = *s.mode.lock().unwrap();
     let call = s.calls.fetch_add(1, Ordering::Relaxed) + 1;
     let mode = match mode {
@@ -175,6 +197,7 @@ async fn ashby_update(
         api_key,
         content_type,
         user_agent,
+        version,
         violations: violations.clone(),
         accepted,
     });
@@ -236,6 +259,8 @@ pub struct FakeVendor {
     mode: Mutex<VendorMode>,
     received: Mutex<Vec<ReceivedOrder>>,
     http: reqwest::Client,
+    /// Report files it serves at `/files/<name>`: media type, bytes, and how often fetched.
+    files: Mutex<std::collections::HashMap<String, (String, Vec<u8>, u32)>>,
 }
 
 impl FakeVendor {
@@ -250,9 +275,11 @@ impl FakeVendor {
             mode: Mutex::new(VendorMode::Accept),
             received: Mutex::new(Vec::new()),
             http: reqwest::Client::new(),
+            files: Mutex::new(Default::default()),
         });
         let router = axum::Router::new()
             .route("/orders", post(vendor_order))
+            .route("/files/{name}", axum::routing::get(vendor_file))
             .with_state(me.clone());
         tokio::spawn(async move {
             let _ = axum::serve(listener, router).await;
@@ -266,6 +293,23 @@ impl FakeVendor {
 
     pub fn received(&self) -> Vec<ReceivedOrder> {
         self.received.lock().unwrap().clone()
+    }
+
+    /// Serves `bytes` as `content_type` at the returned URL (a report file to attach).
+    pub fn serve_file(&self, name: &str, content_type: &str, bytes: Vec<u8>) -> String {
+        self.files
+            .lock()
+            .unwrap()
+            .insert(name.to_owned(), (content_type.to_owned(), bytes, 0));
+        format!(
+            "{}/files/{name}",
+            self.order_url.trim_end_matches("/orders")
+        )
+    }
+
+    /// How often the file `name` was downloaded.
+    pub fn file_fetches(&self, name: &str) -> u32 {
+        self.files.lock().unwrap().get(name).map_or(0, |f| f.2)
     }
 
     /// Requests of one type (`assessment.requested` / `assessment.cancelled`).
@@ -316,6 +360,18 @@ impl FakeVendor {
         let json = resp.json().await.unwrap_or(Value::Null);
         (status, json)
     }
+}
+
+async fn vendor_file(
+    State(s): State<Arc<FakeVendor>>,
+    axum::extract::Path(name): axum::extract::Path<String>,
+) -> Response {
+    let mut files = s.files.lock().unwrap();
+    let Some((ctype, bytes, fetches)) = files.get_mut(&name) else {
+        return (StatusCode::NOT_FOUND, "no such file").into_response();
+    };
+    *fetches += 1;
+    ([("content-type", ctype.clone())], bytes.clone()).into_response()
 }
 
 async fn vendor_order(

@@ -5,7 +5,7 @@
 //! does to the assessment is the order use case's (`super::order`).
 //!
 //! Invariants: deliveries to one party for one assessment go out in sequence order (one lane per
-//! party), and only the holder of a delivery's lease sends it, so two runs never send the same
+//! party; report files have a lane of their own and no order among them), and only the holder of a delivery's lease sends it, so two runs never send the same
 //! delivery at once; a delivery the receiver accepted is settled and never sent again.
 
 use std::time::Duration;
@@ -32,7 +32,7 @@ pub enum Lane {
     Ats,
     Vendor,
     /// Report files for the ATS: a lane of their own, so a file that fails never holds back
-    /// an update.
+    /// an update; and unordered, so it never holds back another file either.
     Files,
 }
 
@@ -463,7 +463,6 @@ pub async fn flush(
 struct Blocked {
     ats: bool,
     vendor: bool,
-    files: bool,
 }
 
 impl Blocked {
@@ -471,14 +470,16 @@ impl Blocked {
         match lane {
             Lane::Ats => self.ats,
             Lane::Vendor => self.vendor,
-            Lane::Files => self.files,
+            Lane::Files => false,
         }
     }
+    /// Stops a lane for the rest of the pass. The files lane is not ordered (each file stands
+    /// alone), so one file failing or waiting never holds back another.
     fn block(&mut self, lane: Lane) {
         match lane {
             Lane::Ats => self.ats = true,
             Lane::Vendor => self.vendor = true,
-            Lane::Files => self.files = true,
+            Lane::Files => {}
         }
     }
 }

@@ -44,6 +44,8 @@ pub struct Fixture {
     pub type_id: String,
     pub disabled_type_id: String,
     pub rival_type_id: String,
+    /// `acme/panel`: a package with options (a required choice, an optional text).
+    pub panel_type_id: String,
     pub api: OpenApi,
     http: reqwest::Client,
     /// The Lambda deployment's table, for what an operator would do with hubctl.
@@ -83,6 +85,16 @@ fn registry(
         packages: vec![
             package("criminal-basic", "Criminal record check"),
             package("premium", "Premium check"),
+            Package {
+                options: serde_json::from_value(json!([
+                    {"id": "work_location", "name": "Work location", "type": "ValueSelect",
+                     "required": true, "possible_values": [
+                        {"key": "us", "value": "United States"}, {"key": "uk", "value": "United Kingdom"}]},
+                    {"id": "note", "name": "Note for the provider", "type": "String"}
+                ]))
+                .unwrap(),
+                ..package("panel", "Drug panel")
+            },
         ],
     };
     let rival_v = Vendor {
@@ -95,7 +107,11 @@ fn registry(
         id: TenantId::parse(id).unwrap(),
         name: id.to_uppercase(),
         ashby_base_url: ashby.base_url.parse().unwrap(),
-        packages: vec![pref("acme/criminal-basic"), pref("rival/coding")],
+        packages: vec![
+            pref("acme/criminal-basic"),
+            pref("rival/coding"),
+            pref("acme/panel"),
+        ],
         disabled: false,
     };
     Registry {
@@ -173,6 +189,7 @@ impl Fixture {
             type_id: pref("acme/criminal-basic").type_id().to_string(),
             disabled_type_id: pref("acme/premium").type_id().to_string(),
             rival_type_id: pref("rival/coding").type_id().to_string(),
+            panel_type_id: pref("acme/panel").type_id().to_string(),
             api: ashby_openapi(),
             http: reqwest::Client::new(),
             table_store: None,
@@ -262,7 +279,7 @@ impl Fixture {
         let specs = vec![
             FunctionSpec {
                 binary: "list-assessments",
-                routes: |p| p == "/assessment.list",
+                routes: |p| p == "/assessment.list" || p == "/assessment.customField.list",
                 instances: 1,
             },
             FunctionSpec {
@@ -516,6 +533,10 @@ fn to_toml(reg: &Registry) -> String {
                 "[[vendors.packages]]\nid = \"{}\"\nname = \"{}\"\ndescription = \"{}\"\n",
                 p.id, p.name, p.description
             ));
+            if !p.options.is_empty() {
+                let options = serde_json::to_value(&p.options).unwrap();
+                out.push_str(&format!("options = {}\n", toml_inline(&options)));
+            }
         }
     }
     for (t, token, key) in &reg.tenants {
@@ -526,6 +547,24 @@ fn to_toml(reg: &Registry) -> String {
         ));
     }
     out
+}
+
+/// A JSON value as TOML (inline tables and arrays; JSON's string escapes are TOML's).
+fn toml_inline(v: &Value) -> String {
+    match v {
+        Value::Object(m) => format!(
+            "{{ {} }}",
+            m.iter()
+                .map(|(k, v)| format!("{k} = {}", toml_inline(v)))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+        Value::Array(a) => format!(
+            "[{}]",
+            a.iter().map(toml_inline).collect::<Vec<_>>().join(", ")
+        ),
+        other => other.to_string(),
+    }
 }
 
 /// An application id no other test uses.
