@@ -3,7 +3,10 @@
 //! as `AWSPREVIOUS`, which the hub still accepts on callbacks.
 
 use clap::{Args, Subcommand};
-use hub::domain::{Package, PackageId, PackageRef, Vendor, VendorId, generate_signing_secret};
+use hub::domain::{
+    Package, PackageId, PackageOption, PackageRef, Vendor, VendorId, generate_signing_secret,
+    options,
+};
 use hub::ports::RegistryOutcome;
 use hub::vendors::url_policy::{LoopbackHttp, check_order_url};
 use secrecy::ExposeSecret;
@@ -25,6 +28,22 @@ pub enum Command {
         /// The package, as id:name[:description].
         #[arg(long, value_name = "ID:NAME[:DESCRIPTION]", value_parser = parse_package)]
         package: Package,
+        /// The package's options (what the recruiter gives on start, shown in Ashby as custom
+        /// fields): a JSON array of {"id", "name", "type", "required", "possible_values"}; see
+        /// docs/onboarding.md.
+        #[arg(long, value_name = "FILE.json", value_parser = read_options)]
+        options: Option<OptionsFile>,
+    },
+    /// Replace the options of a package the vendor offers (an empty array removes them).
+    SetOptions {
+        #[command(flatten)]
+        id: IdArg,
+        /// The package id.
+        #[arg(long, value_name = "PACKAGE", value_parser = PackageId::parse)]
+        package: PackageId,
+        /// A JSON array of options, as for `add-package --options`.
+        #[arg(long, value_name = "FILE.json", value_parser = read_options)]
+        options: OptionsFile,
     },
     /// List vendors, their packages (with Ashby's assessment type ids) and secrets' ages.
     List,
@@ -71,6 +90,19 @@ fn non_empty(s: &str) -> Result<String, String> {
     }
 }
 
+/// The options read from a `--options` file.
+#[derive(Clone, Debug)]
+pub struct OptionsFile(Vec<PackageOption>);
+
+/// A JSON file holding an array of package options, checked as the hub checks them.
+fn read_options(path: &str) -> Result<OptionsFile, String> {
+    let text = std::fs::read_to_string(path).map_err(|e| format!("reading {path}: {e}"))?;
+    let options: Vec<PackageOption> =
+        serde_json::from_str(&text).map_err(|e| format!("{path}: {e}"))?;
+    options::check_options(&options).map_err(|e| format!("{path}: {e}"))?;
+    Ok(OptionsFile(options))
+}
+
 /// `id:name[:description]`; the description may itself contain colons.
 fn parse_package(s: &str) -> Result<Package, String> {
     let mut parts = s.splitn(3, ':');
@@ -92,7 +124,19 @@ fn parse_package(s: &str) -> Result<Package, String> {
 pub async fn run(command: Command, ctx: &Ctx) -> Result<Report, Failure> {
     match command {
         Command::Add(args) => add(ctx, args).await,
-        Command::AddPackage { id, package } => add_package(ctx, &id.id, package).await,
+        Command::AddPackage {
+            id,
+            mut package,
+            options,
+        } => {
+            package.options = options.map(|o| o.0).unwrap_or_default();
+            add_package(ctx, &id.id, package).await
+        }
+        Command::SetOptions {
+            id,
+            package,
+            options,
+        } => set_options(ctx, &id.id, &package, options.0).await,
         Command::List => list(ctx).await,
         Command::RotateSecret { id } => rotate_secret(ctx, &id.id).await,
     }
@@ -218,6 +262,51 @@ async fn add_package(ctx: &Ctx, id: &VendorId, package: Package) -> Result<Repor
     })
 }
 
+async fn set_options(
+    ctx: &Ctx,
+    id: &VendorId,
+    package: &PackageId,
+    options: Vec<PackageOption>,
+) -> Result<Report, Failure> {
+    let vendor = existing(ctx, id).await?;
+    if vendor.package(package).is_none() {
+        return Err(Failure::failed(format!(
+            "vendor {id} offers no package {package} (`hubctl vendor list` shows them)"
+        )));
+    }
+    let vendor = ctx
+        .store
+        .update_vendor(id, &|v| {
+            if let Some(p) = v.packages.iter_mut().find(|p| &p.id == package) {
+                p.options = options.clone();
+            }
+        })
+        .await
+        .map_err(|e| ctx.store_failed(e))?
+        .ok_or_else(|| no_such_vendor(id))?;
+    let reference = PackageRef {
+        vendor: id.clone(),
+        package: package.clone(),
+    };
+    let ids: Vec<String> = options
+        .iter()
+        .map(|o| hub::domain::options::field_id(&reference, &o.id))
+        .collect();
+    Ok(Report {
+        text: if ids.is_empty() {
+            format!("Package {reference} now has no options.")
+        } else {
+            format!(
+                "Package {reference} now has {} option(s); Ashby lists them (customField.list) \
+                 as {}.",
+                ids.len(),
+                ids.join(", ")
+            )
+        },
+        json: json!({ "vendor": vendor_json(&vendor, None) }),
+    })
+}
+
 async fn list(ctx: &Ctx) -> Result<Report, Failure> {
     let vendors = ctx
         .store
@@ -322,9 +411,13 @@ fn packages_text(v: &Vendor) -> String {
             package: p.id.clone(),
         };
         text.push_str(&format!(
-            "    {r}  {}  (assessment type id {})\n",
+            "    {r}  {}  (assessment type id {}{})\n",
             p.name,
-            r.type_id()
+            r.type_id(),
+            match p.options.len() {
+                0 => String::new(),
+                n => format!("; {n} option(s)"),
+            }
         ));
     }
     text
@@ -343,6 +436,7 @@ fn vendor_json(v: &Vendor, secret: Option<Option<&SecretInfo>>) -> Value {
             "assessment_type_id": PackageRef { vendor: v.id.clone(), package: p.id.clone() }
                 .type_id()
                 .to_string(),
+            "options": p.options,
         })).collect::<Vec<_>>(),
     });
     if let Some(secret) = secret {

@@ -857,3 +857,123 @@ async fn a_vendor_s_rejection_text_is_shown_only_with_reveal_pii() {
         );
     }
 }
+
+#[tokio::test]
+async fn package_options_are_added_and_replaced_from_a_json_file_and_bad_ones_refused() {
+    use hub::ports::Registry as _;
+    let d = Deployment::new().await;
+    d.add_acme().await;
+    let dir = std::env::temp_dir().join(format!("hubctl-options-{}", uuid::Uuid::new_v4()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = |name: &str, body: &str| {
+        let p = dir.join(name);
+        std::fs::write(&p, body).unwrap();
+        p.to_string_lossy().into_owned()
+    };
+    let good = file(
+        "good.json",
+        r#"[{"id": "work_location", "name": "Work location", "type": "ValueSelect", "required": true,
+             "possible_values": [{"key": "us", "value": "United States"}]},
+            {"id": "note", "name": "Note", "type": "LongText"}]"#,
+    );
+    d.hubctl(&[
+        "vendor",
+        "add-package",
+        "--id",
+        "acme",
+        "--package",
+        "panel:Drug panel",
+        "--options",
+        &good,
+    ])
+    .await
+    .ok();
+    let vendor = d
+        .store
+        .vendor(&hub::domain::VendorId::parse("acme").unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    let panel = vendor
+        .package(&hub::domain::PackageId::parse("panel").unwrap())
+        .unwrap();
+    assert_eq!(panel.options.len(), 2);
+    assert!(panel.options[0].required);
+    assert_eq!(panel.options[0].possible_values[0].key, "us");
+
+    let one = file(
+        "one.json",
+        r#"[{"id": "tier", "name": "Tier", "type": "Number"}]"#,
+    );
+    let run = d
+        .hubctl(&[
+            "vendor",
+            "set-options",
+            "--id",
+            "acme",
+            "--package",
+            "panel",
+            "--options",
+            &one,
+        ])
+        .await
+        .ok();
+    assert!(run.stdout.contains("acme.panel.tier"), "{run:?}");
+    let vendor = d
+        .store
+        .vendor(&hub::domain::VendorId::parse("acme").unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    let panel = vendor
+        .package(&hub::domain::PackageId::parse("panel").unwrap())
+        .unwrap();
+    assert_eq!(panel.options.len(), 1);
+    assert_eq!(panel.options[0].id.as_str(), "tier");
+
+    for (name, body, words) in [
+        (
+            "noval.json",
+            r#"[{"id": "w", "name": "W", "type": "ValueSelect"}]"#,
+            "needs possible_values",
+        ),
+        (
+            "type.json",
+            r#"[{"id": "w", "name": "W", "type": "Colour"}]"#,
+            "unknown variant",
+        ),
+        (
+            "twice.json",
+            r#"[{"id": "w", "name": "W", "type": "String"}, {"id": "w", "name": "X", "type": "String"}]"#,
+            "declared twice",
+        ),
+    ] {
+        let path = file(name, body);
+        d.hubctl(&[
+            "vendor",
+            "set-options",
+            "--id",
+            "acme",
+            "--package",
+            "panel",
+            "--options",
+            &path,
+        ])
+        .await
+        .fails(2, words);
+    }
+    let run = d
+        .hubctl(&[
+            "vendor",
+            "set-options",
+            "--id",
+            "acme",
+            "--package",
+            "nope",
+            "--options",
+            &one,
+        ])
+        .await;
+    assert_ne!(run.code, 0, "{run:?}");
+    assert!(run.stderr.contains("no package nope"), "{run:?}");
+}

@@ -417,6 +417,8 @@ fn alarms_on_hub_metrics_read_names_the_code_emits_without_dimensions() {
         [
             "AshbyDeliveriesDead",
             "AshbyDeliveriesRetried",
+            "AshbyFilesDead",
+            "AshbyVersionNotActive",
             "OldestPendingDeliveryAgeSeconds"
         ]
     );

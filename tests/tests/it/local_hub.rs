@@ -284,7 +284,8 @@ async fn demo_round_trip(table: Option<String>) {
         "candidate": {"ashby_id": "c", "first_name": "Ada", "last_name": "L", "email": "ada@example.com",
                       "ashby_profile_url": "https://app.ashbyhq.com/c"},
         "application": {"ashby_id": "a", "status": "Active"},
-        "job": {"ashby_id": "j", "name": "Engineer", "ashby_job_url": "https://app.ashbyhq.com/j"}
+        "job": {"ashby_id": "j", "name": "Engineer", "ashby_job_url": "https://app.ashbyhq.com/j"},
+        "additional_fields": {"sandbox.criminal-basic.work_location": "uk"}
     });
     let resp = http
         .post(format!("{base}/assessment.start"))
@@ -319,7 +320,35 @@ async fn demo_round_trip(table: Option<String>) {
         .unwrap();
     let page = http.get(report).send().await.unwrap();
     assert_eq!(page.status().as_u16(), 200, "the Full report link opens");
+    // The sandbox attached a PDF: the stand-in took it through the three upload steps.
+    let files = eventually(
+        "the sandbox's PDF on the candidate",
+        Duration::from_secs(20),
+        || {
+            let f = hub.ashby.files.attached();
+            (!f.is_empty()).then_some(f)
+        },
+    )
+    .await;
+    assert_eq!(files[0].candidate_id, "c");
+    assert_eq!(files[0].content_type, "application/pdf");
+    assert!(files[0].head.starts_with(b"%PDF-"), "{files:?}");
+    assert_eq!(hub.ashby.files.violations(), Vec::<String>::new());
     hub.stop().await;
+}
+
+#[test]
+fn the_local_hubs_copy_of_the_ashby_extras_matches_the_ground_truth() {
+    let truth = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../shared/ashby/extras-schemas.json"),
+    )
+    .unwrap();
+    assert_eq!(
+        hub_local::openapi::EMBEDDED_EXTRAS,
+        truth,
+        "infra/hub-local/ashby-extras-schemas.json drifted from ../shared: copy it again"
+    );
 }
 
 #[test]
