@@ -260,8 +260,11 @@ pub struct FakeVendor {
     received: Mutex<Vec<ReceivedOrder>>,
     http: reqwest::Client,
     /// Report files it serves at `/files/<name>`: media type, bytes, and how often fetched.
-    files: Mutex<std::collections::HashMap<String, (String, Vec<u8>, u32)>>,
+    files: Mutex<std::collections::HashMap<String, ServedFile>>,
 }
+
+/// A file the fake vendor serves: media type, bytes, times fetched.
+type ServedFile = (String, Vec<u8>, u32);
 
 impl FakeVendor {
     pub async fn start(secret: &str) -> Arc<Self> {

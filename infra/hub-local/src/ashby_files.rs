@@ -168,7 +168,7 @@ pub fn check_headers(headers: &HeaderMap) -> Vec<String> {
     if has("user-agent").is_none_or(str::is_empty) {
         v.push("a User-Agent header is required".into());
     }
-    if !has("ashby-version").is_some_and(|d| d.len() == 10) {
+    if has("ashby-version").is_none_or(|d| d.len() != 10) {
         v.push("an Ashby-Version header (a date) is required".into());
     }
     v
@@ -181,14 +181,14 @@ fn check_json(
     headers: &HeaderMap,
     body: &[u8],
     schema: &str,
-) -> Result<Value, Response> {
+) -> Result<Value, Box<Response>> {
     s.lock().calls.push(step.to_owned());
     if !s.key_ok(headers) {
-        return Err(ashby_error(
+        return Err(Box::new(ashby_error(
             StatusCode::UNAUTHORIZED,
             "invalid_api_key",
             "API key missing or invalid",
-        ));
+        )));
     }
     let mut problems = check_headers(headers);
     let v: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
@@ -200,7 +200,11 @@ fn check_json(
     } else {
         let text = format!("{step}: {}", problems.join("; "));
         s.violation(text.clone());
-        Err(ashby_error(StatusCode::OK, "invalid_input", &text))
+        Err(Box::new(ashby_error(
+            StatusCode::OK,
+            "invalid_input",
+            &text,
+        )))
     }
 }
 
@@ -217,7 +221,7 @@ async fn create_handle(
         "CreateFileUploadHandleRequest",
     ) {
         Ok(v) => v,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     if v["fileUploadContext"] != "CandidateFiles" {
         s.violation("a report file must be uploaded as CandidateFiles".into());
@@ -278,6 +282,9 @@ async fn create_handle(
     .into_response()
 }
 
+/// One multipart field: name, file name, media type, bytes.
+type Part = (String, Option<String>, Option<String>, Vec<u8>);
+
 async fn storage(
     State(s): State<Arc<AshbyFiles>>,
     Path(handle): Path<String>,
@@ -288,7 +295,7 @@ async fn storage(
     if headers.contains_key(axum::http::header::AUTHORIZATION) {
         s.violation("step 2 goes to storage and must carry no Ashby key".into());
     }
-    let mut parts: Vec<(String, Option<String>, Option<String>, Vec<u8>)> = Vec::new();
+    let mut parts: Vec<Part> = Vec::new();
     loop {
         match form.next_field().await {
             Ok(Some(field)) => {
@@ -368,7 +375,7 @@ async fn attach(
 ) -> Response {
     let v = match check_json(&s, "attach", &headers, &body, "CandidateUploadFileRequest") {
         Ok(v) => v,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let mut f = s.lock();
     if f.faults.fail_attach > 0 {

@@ -447,7 +447,8 @@ mod tests {
         assert!(check_options(&o).is_err());
         let mut o = options();
         o.push(o[1].clone());
-        assert!(check_options(&o).unwrap_err().0.contains("declared twice"));
+        let e = check_options(&o).expect_err("a repeated id");
+        assert!(e.0.contains("declared twice"));
         assert!(check_options(&options()).is_ok());
         let bad: Result<PackageOption, _> =
             serde_json::from_value(json!({"id": "x", "name": "X", "type": "Colour"}));
