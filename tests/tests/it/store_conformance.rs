@@ -75,6 +75,8 @@ macro_rules! conformance {
 }
 
 conformance!(
+    a_vendor_s_package_options_are_read_back_as_declared,
+    an_assessment_keeps_its_candidate_id_and_report_file_deliveries_come_back_as_files,
     a_tenant_is_found_by_its_token_and_by_its_id,
     an_unknown_token_finds_no_tenant,
     a_disabled_tenant_is_not_found_by_its_token,
@@ -527,6 +529,84 @@ async fn a_vendor_is_read_back_with_its_packages_and_can_be_replaced(store: S) {
     assert_eq!(store.vendor(&v.id).await.unwrap(), Some(v));
     let unknown = VendorId::parse(&unique("v")).unwrap();
     assert_eq!(store.vendor(&unknown).await.unwrap(), None);
+}
+
+async fn a_vendor_s_package_options_are_read_back_as_declared(store: S) {
+    let options: Vec<hub::domain::PackageOption> = serde_json::from_value(serde_json::json!([
+        {"id": "work_location", "name": "Work location", "type": "ValueSelect", "required": true,
+         "possible_values": [{"key": "us", "value": "United States"}, {"key": "uk", "value": "United Kingdom"}]},
+        {"id": "note", "name": "Note", "type": "LongText"},
+        {"id": "seats", "name": "Seats", "type": "Number", "required": false}
+    ]))
+    .unwrap();
+    let mut v = Vendor {
+        id: VendorId::parse(&unique("v")).unwrap(),
+        name: "Acme Checks".into(),
+        order_url: Url::parse("https://acme.example/hub/orders").unwrap(),
+        packages: vec![
+            Package {
+                id: PackageId::parse("panel").unwrap(),
+                name: "Panel".into(),
+                description: String::new(),
+                options: options.clone(),
+            },
+            Package {
+                id: PackageId::parse("plain").unwrap(),
+                name: "Plain".into(),
+                description: String::new(),
+                options: vec![],
+            },
+        ],
+    };
+    store.put_vendor(&v).await.unwrap();
+    assert_eq!(store.vendor(&v.id).await.unwrap(), Some(v.clone()));
+    // Replaced in place, and removed.
+    let updated = store
+        .update_vendor(&v.id, &|x| x.packages[0].options.truncate(1))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(updated.packages[0].options, options[..1]);
+    v.packages[0].options.clear();
+    store.put_vendor(&v).await.unwrap();
+    assert_eq!(store.vendor(&v.id).await.unwrap(), Some(v));
+}
+
+async fn an_assessment_keeps_its_candidate_id_and_report_file_deliveries_come_back_as_files(
+    store: S,
+) {
+    let mut new = start(&tenant().id, &unique("app"));
+    new.assessment.candidate_id = Some("cand-42".into());
+    assert_eq!(
+        store.create_assessment(&new).await.unwrap(),
+        CreateOutcome::Created
+    );
+    let a = read(&*store, new.assessment.id).await;
+    assert_eq!(a.candidate_id.as_deref(), Some("cand-42"));
+    let file = NewDelivery {
+        kind: DeliveryKind::AtsFile,
+        body: r#"{"candidate_id":"cand-42"}"#.into(),
+        next_attempt_ms: at(&a),
+        leased_until_ms: Timestamp::EPOCH,
+        expires_at_s: None,
+    };
+    let w = only_change(&a, Status::Completed, vec![file, update("{}", at(&a))]);
+    assert_eq!(store.apply(&w).await.unwrap(), ChangeOutcome::Applied);
+    let b = read(&*store, a.id).await;
+    assert_eq!(
+        b.candidate_id.as_deref(),
+        Some("cand-42"),
+        "kept by a change"
+    );
+    let kinds: Vec<DeliveryKind> = open(&*store, a.id).await.iter().map(|d| d.kind).collect();
+    assert_eq!(
+        kinds,
+        [
+            DeliveryKind::VendorOrder,
+            DeliveryKind::AtsFile,
+            DeliveryKind::AtsUpdate
+        ]
+    );
 }
 
 async fn a_tenant_is_created_once_and_a_second_create_changes_nothing(store: S) {
