@@ -289,20 +289,36 @@ fn code(body: &Value) -> &str {
 // ---------------------------------------------------------------------------------------------
 // The hub under test and its endpoints
 
-/// The four routes, each reached with valid credentials unless a test says otherwise.
+/// The routes, each reached with valid credentials unless a test says otherwise.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Door {
     List,
+    /// `assessment.customField.list`: a listing like `List`, which ignores its body too.
+    Fields,
     Start,
     Cancel,
     Callback,
 }
 
-const DOORS: [Door; 4] = [Door::List, Door::Start, Door::Cancel, Door::Callback];
+impl Door {
+    /// A listing: its body is `{}` per the spec and anything under the size limit is tolerated.
+    fn lists(self) -> bool {
+        matches!(self, Self::List | Self::Fields)
+    }
+}
+
+const DOORS: [Door; 5] = [
+    Door::List,
+    Door::Fields,
+    Door::Start,
+    Door::Cancel,
+    Door::Callback,
+];
 
 fn door() -> impl Strategy<Value = Door> {
     prop_oneof![
         Just(Door::List),
+        Just(Door::Fields),
         Just(Door::Start),
         Just(Door::Cancel),
         Just(Door::Callback)
@@ -371,6 +387,7 @@ impl<'a> Hub<'a> {
     fn path(door: Door) -> &'static str {
         match door {
             Door::List => "/assessment.list",
+            Door::Fields => "/assessment.customField.list",
             Door::Start => "/assessment.start",
             Door::Cancel => "/assessment.cancel",
             Door::Callback => "/callbacks/acme",
@@ -387,7 +404,7 @@ impl<'a> Hub<'a> {
 
     fn valid_body(&self, door: Door) -> Value {
         match door {
-            Door::List => json!({}),
+            Door::List | Door::Fields => json!({}),
             Door::Start => self.f.start_body(&self.f.type_id, "app-hostile"),
             Door::Cancel => json!({ "assessment_id": self.cancel_id }),
             Door::Callback => json!({
@@ -695,7 +712,7 @@ async fn any_bytes_to_any_endpoint_get_a_json_2xx_or_4xx() {
         |(door, body)| async move {
             let req = hub.request(door, body);
             let (status, b) = hub.check(&req).await?;
-            if door == Door::List && status != 200 {
+            if door.lists() && status != 200 {
                 return Err(format!("list ignores its body, answered {status} {b}"));
             }
             Ok(())
@@ -753,7 +770,7 @@ async fn valid_bodies_truncated_at_every_byte_are_a_400_on_every_endpoint() {
             let req = hub.request(door, full[..cut].to_vec());
             let (status, body) = hub.check(&req).await.unwrap_or_else(|e| panic!("{e}"));
             // The list ignores its body; for the others no strict prefix of an object is JSON.
-            let want = if door == Door::List { 200 } else { 400 };
+            let want = if door.lists() { 200 } else { 400 };
             assert_eq!(status, want, "{door:?} cut at {cut}: {body}");
         }
     }
@@ -777,7 +794,7 @@ async fn a_deeply_nested_body_is_a_400_not_a_crash_on_every_endpoint() {
         for body in [&arrays, &objects, &in_a_field, &unclosed] {
             assert!(body.len() < MAX_BODY);
             for door in DOORS {
-                let want = if door == Door::List { 200 } else { 400 };
+                let want = if door.lists() { 200 } else { 400 };
                 let b = hub
                     .expect(&hub.request(door, body.clone().into_bytes()), want)
                     .await;
@@ -807,10 +824,7 @@ async fn a_body_over_256_kib_is_a_413_and_one_at_the_limit_is_read() {
             assert_eq!(code(&b), "payload_too_large");
         }
         // Exactly at the limit the body is read and judged on its content.
-        let want = match door {
-            Door::List => 200,
-            _ => 400,
-        };
+        let want = if door.lists() { 200 } else { 400 };
         hub.expect(&hub.request(door, padded(MAX_BODY)), want).await;
     }
     // Without credentials too: the size is refused before anything else is read.
@@ -2182,4 +2196,73 @@ async fn a_vendor_can_post_results_only_for_its_own_assessments() {
         .wait_for(&rivals, 1, Duration::from_secs(10))
         .await;
     t.hub.stop().await;
+}
+
+/// A start's `additional_fields` carries the recruiter's package options, keyed by ids the hub
+/// published: any JSON there (any type, any keys, the package's own ids with odd values) is
+/// answered 200 (ordered), 400 (not an object) or 422 with a sentence for the recruiter, and an
+/// order carries only the package's own options, each of its declared type.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn any_additional_fields_get_200_400_or_a_422_for_the_recruiter() {
+    let f = Fixture::local().await;
+    let hub = &Hub::new(&f).await;
+    let fields = prop_oneof![
+        any_json(),
+        (
+            any_json(),
+            any_json(),
+            proptest::collection::vec((".{0,20}", any_json()), 0..4)
+        )
+            .prop_map(|(location, note, extra)| {
+                let mut m: serde_json::Map<String, Value> = extra.into_iter().collect();
+                m.insert("acme.panel.work_location".into(), location);
+                m.insert("acme.panel.note".into(), note);
+                Value::Object(m)
+            }),
+        prop_oneof![Just("us"), Just("uk"), Just("mars"), Just("")]
+            .prop_map(|k| { json!({"acme.panel.work_location": k}) }),
+    ];
+    property("additional_fields", 160, fields, |fields| async move {
+        let mut body = hub
+            .f
+            .start_body(&hub.f.panel_type_id, &crate::helpers::fresh_app());
+        body["additional_fields"] = fields.clone();
+        let req = Raw::new("/assessment.start", body.to_string().into_bytes())
+            .header("authorization", basic(&hub.f.token));
+        let (status, b) = hub.check(&req).await?;
+        match status {
+            200 => {
+                let id = b["results"]["assessment_id"].as_str().unwrap_or_default();
+                let order = hub
+                    .f
+                    .orders_for(id)
+                    .pop()
+                    .ok_or_else(|| format!("200 without an order: {b}"))?;
+                let options = &order.body["options"];
+                let keys: Vec<&String> = options
+                    .as_object()
+                    .map(|m| m.keys().collect())
+                    .unwrap_or_default();
+                if keys.iter().any(|k| *k != "work_location" && *k != "note") {
+                    return Err(format!("foreign option reached the vendor: {options}"));
+                }
+                if !matches!(options["work_location"].as_str(), Some("us" | "uk")) {
+                    return Err(format!("the required choice is off its list: {options}"));
+                }
+                if !(options["note"].is_null() || options["note"].is_string()) {
+                    return Err(format!("the text option is not text: {options}"));
+                }
+                Ok(())
+            }
+            400 if !fields.is_object() && !fields.is_null() => Ok(()),
+            422 if b["message"]
+                .as_str()
+                .is_some_and(|m| m.ends_with('.') && m.len() > 10) =>
+            {
+                Ok(())
+            }
+            other => Err(format!("answered {other} {b} to {fields}")),
+        }
+    });
+    f.stop().await;
 }
