@@ -50,10 +50,15 @@ pub fn summary(d: &Delivery, reveal_pii: bool) -> String {
             body["package_id"].as_str().unwrap_or("?")
         ),
         DeliveryKind::VendorCancel => "cancel".into(),
-        // A file name a vendor chose; its URL (which may carry a token) is never shown.
-        DeliveryKind::AtsFile => format!(
+        // The file name is the vendor's and may name the candidate: shown only when asked. Its
+        // URL (which may carry a token) is never shown.
+        DeliveryKind::AtsFile if reveal_pii => format!(
             "report file {} ({})",
             body["attachment"]["filename"].as_str().unwrap_or("?"),
+            body["attachment"]["content_type"].as_str().unwrap_or("?")
+        ),
+        DeliveryKind::AtsFile => format!(
+            "report file ({})",
             body["attachment"]["content_type"].as_str().unwrap_or("?")
         ),
         DeliveryKind::AtsUpdate => {

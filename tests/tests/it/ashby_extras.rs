@@ -162,6 +162,21 @@ pub async fn a_report_file_is_put_on_the_candidate_once(f: &Fixture) {
     assert_eq!(d.len(), 1);
     assert_eq!(d[0].state.name(), "delivered");
     assert_eq!(f.ashby.accepted_for(&id).len(), 1, "one update only");
+    if let Host::Lambda(_) = &f.host {
+        // What an operator sees: the file by name and type, never its URL.
+        let (code, out, err) = f.hubctl(&["assessment", "show", &id]).await;
+        assert_eq!(code, 0, "{err}");
+        let line = out
+            .lines()
+            .find(|l| l.contains("ashby_file"))
+            .unwrap_or_else(|| panic!("no file in {out}"));
+        assert!(
+            line.contains("report file report.pdf (application/pdf)"),
+            "{line}"
+        );
+        assert!(line.contains("delivered"), "{line}");
+        assert!(!out.contains(&url), "the download URL is not shown: {out}");
+    }
 }
 
 pub async fn an_upload_survives_ashby_failing_steps_1_and_3_and_an_expired_url(f: &Fixture) {

@@ -64,6 +64,12 @@ async fn start_hub(
             // the serialised emulator still holds its lease when it records the outcome.
             ("HUB_RETRY_BASE_MS", "50"),
             ("HUB_SECRET_PREFIX", prefix.as_str()),
+            // An Ashby answer that takes longer than the hub's timeout is retried, and the fake
+            // Ashby records what it accepted before it answers: a starved machine (every request
+            // of this test at once, on two cores shared with the rest of the suite) would then
+            // count the hub's documented at-least-once retry as a double. The tests' usual 2 s
+            // (production: 5 s) is too short for that; 10 s keeps the lease (15 s) above it.
+            ("HUB_ASHBY_TIMEOUT_MS", "10000"),
         ],
     )
     .await;
