@@ -163,19 +163,28 @@ pub async fn a_report_file_is_put_on_the_candidate_once(f: &Fixture) {
     assert_eq!(d[0].state.name(), "delivered");
     assert_eq!(f.ashby.accepted_for(&id).len(), 1, "one update only");
     if let Host::Lambda(_) = &f.host {
-        // What an operator sees: the file by name and type, never its URL.
-        let (code, out, err) = f.hubctl(&["assessment", "show", &id]).await;
-        assert_eq!(code, 0, "{err}");
-        let line = out
-            .lines()
-            .find(|l| l.contains("ashby_file"))
-            .unwrap_or_else(|| panic!("no file in {out}"));
-        assert!(
-            line.contains("report file report.pdf (application/pdf)"),
-            "{line}"
-        );
-        assert!(line.contains("delivered"), "{line}");
-        assert!(!out.contains(&url), "the download URL is not shown: {out}");
+        // What an operator sees: the file and its state, its name (the vendor's, which may name
+        // the candidate) only with --reveal-pii, its URL never.
+        for (args, shown) in [
+            (
+                vec!["assessment", "show", &id],
+                "report file (application/pdf)",
+            ),
+            (
+                vec!["assessment", "show", &id, "--reveal-pii"],
+                "report file report.pdf (application/pdf)",
+            ),
+        ] {
+            let (code, out, err) = f.hubctl(&args).await;
+            assert_eq!(code, 0, "{err}");
+            let line = out
+                .lines()
+                .find(|l| l.contains("ashby_file"))
+                .unwrap_or_else(|| panic!("no file in {out}"));
+            assert!(line.contains(shown), "{line}");
+            assert!(line.contains("delivered"), "{line}");
+            assert!(!out.contains(&url), "the download URL is not shown: {out}");
+        }
     }
 }
 
