@@ -179,26 +179,28 @@ pub async fn attempt(
         Lane::Files => send_file(app, assessment, delivery).await?,
         Lane::Vendor => send_to_vendor(app, assessment, delivery, vendor, announce).await?,
     };
-    if delivery.kind == DeliveryKind::AtsFile {
+    // Parked deliveries count with the dead ones: both wait for an operator.
+    let counted = match delivery.kind {
+        DeliveryKind::AtsUpdate => Some([
+            names::ASHBY_DELIVERIES_SUCCEEDED,
+            names::ASHBY_DELIVERIES_RETRIED,
+            names::ASHBY_DELIVERIES_DEAD,
+        ]),
+        DeliveryKind::AtsFile => Some([
+            names::ASHBY_FILES_UPLOADED,
+            names::ASHBY_FILES_RETRIED,
+            names::ASHBY_FILES_DEAD,
+        ]),
+        DeliveryKind::VendorOrder | DeliveryKind::VendorCancel => None,
+    };
+    if let Some([succeeded, retried, stopped]) = counted {
         let name = match &outcome {
-            Attempt::Delivered | Attempt::Rejected(_) => names::ASHBY_FILES_UPLOADED,
+            Attempt::Delivered | Attempt::Rejected(_) => succeeded,
             Attempt::Failed {
                 retry: Retry::At(_),
                 ..
-            } => names::ASHBY_FILES_RETRIED,
-            Attempt::Failed { .. } => names::ASHBY_FILES_DEAD,
-        };
-        app.metrics.count(name, 1);
-    }
-    if delivery.kind == DeliveryKind::AtsUpdate {
-        // Parked deliveries count with the dead ones: both wait for an operator.
-        let name = match &outcome {
-            Attempt::Delivered | Attempt::Rejected(_) => names::ASHBY_DELIVERIES_SUCCEEDED,
-            Attempt::Failed {
-                retry: Retry::At(_),
-                ..
-            } => names::ASHBY_DELIVERIES_RETRIED,
-            Attempt::Failed { .. } => names::ASHBY_DELIVERIES_DEAD,
+            } => retried,
+            Attempt::Failed { .. } => stopped,
         };
         app.metrics.count(name, 1);
     }
