@@ -3,6 +3,8 @@
 
 pub mod ashby_standin;
 pub mod config;
+pub mod greenhouse_schemas;
+pub mod greenhouse_standin;
 pub mod openapi;
 pub mod sandbox;
 pub mod server;

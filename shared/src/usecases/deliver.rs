@@ -174,15 +174,30 @@ pub async fn attempt(
         Lane::Ats => send_to_ats(app, assessment, delivery).await?,
         Lane::Vendor => send_to_vendor(app, assessment, delivery, vendor, announce).await?,
     };
-    if delivery.kind == DeliveryKind::AtsUpdate {
+    if !delivery.kind.to_vendor() {
         // Parked deliveries count with the dead ones: both wait for an operator.
-        let name = match &outcome {
-            Attempt::Delivered | Attempt::Rejected(_) => names::ASHBY_DELIVERIES_SUCCEEDED,
-            Attempt::Failed {
-                retry: Retry::At(_),
-                ..
-            } => names::ASHBY_DELIVERIES_RETRIED,
-            Attempt::Failed { .. } => names::ASHBY_DELIVERIES_DEAD,
+        let greenhouse = delivery.kind == DeliveryKind::AtsPatch;
+        let name = match (&outcome, greenhouse) {
+            (Attempt::Delivered | Attempt::Rejected(_), false) => names::ASHBY_DELIVERIES_SUCCEEDED,
+            (Attempt::Delivered | Attempt::Rejected(_), true) => {
+                names::GREENHOUSE_PATCHES_SUCCEEDED
+            }
+            (
+                Attempt::Failed {
+                    retry: Retry::At(_),
+                    ..
+                },
+                false,
+            ) => names::ASHBY_DELIVERIES_RETRIED,
+            (
+                Attempt::Failed {
+                    retry: Retry::At(_),
+                    ..
+                },
+                true,
+            ) => names::GREENHOUSE_PATCHES_RETRIED,
+            (Attempt::Failed { .. }, false) => names::ASHBY_DELIVERIES_DEAD,
+            (Attempt::Failed { .. }, true) => names::GREENHOUSE_PATCHES_DEAD,
         };
         app.metrics.count(name, 1);
     }
@@ -241,19 +256,32 @@ async fn send_to_ats(app: &App, a: &Assessment, d: &Delivery) -> StoreResult<Att
         ));
     };
     let started = std::time::Instant::now();
-    let result = app.ats.send(&tenant, &d.body).await;
+    let (result, target, no_key) = match d.kind {
+        DeliveryKind::AtsPatch => (
+            app.greenhouse.patch(&tenant, &d.body).await,
+            Target::Greenhouse,
+            "no Greenhouse partner key is stored for this tenant",
+        ),
+        _ => (
+            app.ats.send(&tenant, &d.body).await,
+            Target::Ashby,
+            "no Ashby API key is stored for this tenant",
+        ),
+    };
     app.metrics
-        .latency_ms(Target::Ashby, started.elapsed().as_secs_f64() * 1e3);
+        .latency_ms(target, started.elapsed().as_secs_f64() * 1e3);
     let now = app.clock.now();
     Ok(match result {
         Ok(()) => {
             app.store.delivery_succeeded(a.id, d.seq).await?;
-            tracing::info!(seq = d.seq, "update delivered to the ATS");
+            tracing::info!(
+                seq = d.seq,
+                kind = d.kind.as_str(),
+                "update delivered to the ATS"
+            );
             Attempt::Delivered
         }
-        Err(AtsError::NoCredentials) => {
-            Attempt::parked("no Ashby API key is stored for this tenant".into())
-        }
+        Err(AtsError::NoCredentials) => Attempt::parked(no_key.into()),
         Err(AtsError::Unauthorized(why)) => Attempt::parked(why),
         // Throttling of the partner across customers: back off harder, and stop the run.
         Err(AtsError::RateLimited {

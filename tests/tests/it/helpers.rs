@@ -93,6 +93,7 @@ fn registry(
     let tenant = |id: &str, ashby: &FakeAshby| Tenant {
         id: TenantId::parse(id).unwrap(),
         name: id.to_uppercase(),
+        ats: hub::domain::Ats::Ashby,
         ashby_base_url: ashby.base_url.parse().unwrap(),
         packages: vec![pref("acme/criminal-basic"), pref("rival/coding")],
         disabled: false,

@@ -779,6 +779,11 @@ async fn a_vendor_s_rejection_text_is_shown_only_with_reveal_pii() {
             last_update_ms: now,
             update_seq: 0,
             version: 1,
+            ats: hub::domain::Ats::Ashby,
+            ats_url: None,
+            summary: None,
+            ats_errors: 0,
+            last_ats_error: None,
         },
         start_key: StartKey {
             tenant_id: tenant,
@@ -792,6 +797,7 @@ async fn a_vendor_s_rejection_text_is_shown_only_with_reveal_pii() {
             leased_until_ms: hub::clock::Timestamp::EPOCH,
             expires_at_s: None,
         },
+        keep_finished: false,
     };
     assert_eq!(
         d.store.create_assessment(&new).await.unwrap(),
@@ -826,6 +832,8 @@ async fn a_vendor_s_rejection_text_is_shown_only_with_reveal_pii() {
                 expires_at_s: None,
             }],
             update_ms: Some(later),
+            summary: None,
+            ats_error: None,
         }),
         settle: Some(1),
     };

@@ -141,6 +141,7 @@ fn tenant() -> Tenant {
     Tenant {
         id: TenantId::parse(&unique("t")).unwrap(),
         name: "Tenant".into(),
+        ats: hub::domain::Ats::Ashby,
         ashby_base_url: Url::parse("https://api.ashbyhq.com").unwrap(),
         packages: vec![package()],
         disabled: false,
@@ -202,6 +203,11 @@ fn start_of(tenant: &TenantId, application_id: &str, package: &PackageRef) -> Ne
             last_update_ms: Timestamp::EPOCH,
             update_seq: 0,
             version: 1,
+            ats: hub::domain::Ats::Ashby,
+            ats_url: None,
+            summary: None,
+            ats_errors: 0,
+            last_ats_error: None,
         },
         start_key: StartKey {
             tenant_id: tenant.clone(),
@@ -217,6 +223,7 @@ fn start_of(tenant: &TenantId, application_id: &str, package: &PackageRef) -> Ne
             leased_until_ms: NOW + LEASE,
             expires_at_s: Some(now_s() + 86_400),
         },
+        keep_finished: false,
     }
 }
 
@@ -286,6 +293,8 @@ fn change(a: &Assessment, status: Status, deliveries: Vec<NewDelivery>) -> Chang
         now_ms: at(a),
         deliveries,
         update_ms: Some(at(a)),
+        summary: None,
+        ats_error: None,
     }
 }
 
@@ -712,6 +721,7 @@ async fn updating_a_tenant_changes_its_fields_and_keeps_its_id_and_tokens(store:
     let want = Tenant {
         id: t.id.clone(),
         name: "Renamed".into(),
+        ats: hub::domain::Ats::Ashby,
         ashby_base_url: Url::parse("https://ashby.example").unwrap(),
         packages: vec![package(), extra.clone()],
         disabled: false,
