@@ -3,6 +3,7 @@
 // is a failed test, and expect's message says which step failed.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod greenhouse;
 mod helpers;
 mod hostile;
 mod hubctl;
