@@ -421,6 +421,8 @@ fn alarms_on_hub_metrics_read_names_the_code_emits_without_dimensions() {
         [
             "AshbyDeliveriesDead",
             "AshbyDeliveriesRetried",
+            "GreenhousePatchesDead",
+            "GreenhouseResponseErrors",
             "OldestPendingDeliveryAgeSeconds"
         ]
     );
