@@ -628,4 +628,46 @@ mod tests {
         assert_eq!(on_cancel(Status::Completed), CancelEffect::AlreadyFinished);
         assert_eq!(on_cancel(Status::InProgress), CancelEffect::CancelAtVendor);
     }
+
+    #[test]
+    fn a_completion_summary_has_the_score_report_and_flat_metadata() {
+        let mut u = update(VendorStatus::Completed, Some("Clear"));
+        u.result = Some(Field {
+            identifier: "score".into(),
+            label: "Score".into(),
+            kind: FieldKind::NumericScore,
+            value: FieldValue::Number(87.into()),
+            description: None,
+        });
+        u.report_url = Some(Url::parse("https://v.example/r/1").expect("url"));
+        u.metadata = vec![Field::text("eta", "ETA", "3 days")];
+        let t = on_vendor_update(Status::InProgress, None, &u).expect("moves");
+        let s = summary(&t).expect("a final state has a summary");
+        assert_eq!(s.score, Some(87.0));
+        assert_eq!(s.report_url.as_deref(), Some("https://v.example/r/1"));
+        assert_eq!(
+            s.metadata,
+            vec![
+                (labels::STATUS.into(), FieldValue::Text("Clear".into())),
+                ("ETA".into(), FieldValue::Text("3 days".into())),
+            ]
+        );
+        // Progress leaves none; a refusal at start (no notice asked for) leaves its words.
+        let p = on_vendor_update(
+            Status::Ordered,
+            None,
+            &update(VendorStatus::InProgress, None),
+        )
+        .expect("moves");
+        assert_eq!(summary(&p), None);
+        let r = on_order_answer(Status::Ordering, &OrderAnswer::Rejected("no".into()), false)
+            .expect("moves");
+        let s = summary(&r).expect("refused is final");
+        assert_eq!(s.label, labels::NOT_ACCEPTED);
+        assert!(
+            s.metadata
+                .contains(&(labels::REASON.into(), FieldValue::Text("no".into())))
+        );
+        assert_eq!(summary(&cancelled_by_ats()), None, "the ATS asked for it");
+    }
 }

@@ -192,3 +192,105 @@ impl std::fmt::Debug for ResponseErrorRequest {
             .finish_non_exhaustive()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clock::Timestamp;
+    use crate::domain::{AssessmentId, PackageRef, Summary, TenantId};
+
+    fn assessment(status: Status, label: Option<&str>, summary: Option<Summary>) -> Assessment {
+        let p = PackageRef::parse("acme/basic").expect("ref");
+        Assessment {
+            id: AssessmentId::new(),
+            tenant_id: TenantId::parse("t").expect("id"),
+            vendor_id: p.vendor.clone(),
+            package_id: p.package.clone(),
+            assessment_type_id: p.type_id(),
+            application_id: "greenhouse-url:https://x".into(),
+            status,
+            status_label: label.map(str::to_owned),
+            vendor_reference: None,
+            rejection_message: None,
+            created_at_ms: Timestamp::EPOCH,
+            updated_at_ms: Timestamp::EPOCH,
+            last_update_ms: Timestamp::EPOCH,
+            update_seq: 1,
+            version: 1,
+            ats: crate::domain::Ats::Greenhouse,
+            ats_url: Some("https://x".into()),
+            summary,
+            ats_errors: 0,
+            last_ats_error: None,
+        }
+    }
+
+    #[test]
+    fn only_a_completed_test_with_a_report_is_complete() {
+        let done = Summary {
+            label: "Clear".into(),
+            report_url: Some("https://v.example/r".into()),
+            score: Some(81.0),
+            metadata: vec![("Notes".into(), FieldValue::Text("ok".into()))],
+        };
+        let r = TestStatusResponse::of(&assessment(Status::Completed, Some("Clear"), Some(done)));
+        assert_eq!(r.partner_status, COMPLETE);
+        assert_eq!(
+            r.partner_profile_url.as_deref(),
+            Some("https://v.example/r")
+        );
+        assert_eq!(r.partner_score, Some(81.0));
+        let no_report = Summary {
+            label: "Clear".into(),
+            report_url: None,
+            score: None,
+            metadata: vec![],
+        };
+        let r = TestStatusResponse::of(&assessment(
+            Status::Completed,
+            Some("Clear"),
+            Some(no_report),
+        ));
+        assert_ne!(r.partner_status, COMPLETE, "complete needs the profile URL");
+        for (status, label, want) in [
+            (Status::Ordering, None, labels::QUEUED),
+            (Status::Ordered, Some(labels::STARTED), labels::STARTED),
+            (
+                Status::InProgress,
+                Some("Awaiting consent"),
+                "Awaiting consent",
+            ),
+            (Status::Rejected, None, labels::NOT_ACCEPTED),
+        ] {
+            let r = TestStatusResponse::of(&assessment(status, label, None));
+            assert_eq!(r.partner_status, want);
+            assert_eq!((r.partner_profile_url, r.partner_score), (None, None));
+        }
+    }
+
+    #[test]
+    fn the_application_id_comes_from_the_profile_url_when_it_has_one() {
+        let req = |profile: &str| -> SendTestRequest {
+            serde_json::from_value(serde_json::json!({
+                "partner_test_id": "x", "url": "https://g/1",
+                "candidate": {"first_name": "A", "last_name": "B", "email": "a@b.example",
+                              "greenhouse_profile_url": profile}
+            }))
+            .expect("parses")
+        };
+        assert_eq!(
+            req("https://app.greenhouse.io/people/17681532?application_id=26234709")
+                .application_id()
+                .as_deref(),
+            Some("26234709")
+        );
+        assert_eq!(
+            req("https://app.greenhouse.io/people/17681532").application_id(),
+            None
+        );
+        assert_eq!(
+            req("https://app.greenhouse.io/people/1?application_id=").application_id(),
+            None
+        );
+    }
+}
