@@ -151,7 +151,11 @@ pub async fn start(opts: Options) -> anyhow::Result<RunningHub> {
     load_registry(store.as_ref(), secrets.as_ref(), &names, &registry).await?;
 
     let ashby = Arc::new(AshbyStandIn::new(
-        registry.tenants.iter().map(|t| t.ashby_api_key.clone()),
+        registry
+            .tenants
+            .iter()
+            .filter(|t| t.ats == hub::domain::Ats::Ashby)
+            .map(|t| t.ashby_api_key.clone()),
         opts.quiet,
     )?);
     let mut router = axum::Router::new()
