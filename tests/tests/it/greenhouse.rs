@@ -269,6 +269,36 @@ pub async fn a_vendor_refusal_is_reported_by_test_status(f: &Fixture) {
     assert_eq!(f.orders_for(&id).len(), 1);
 }
 
+/// A test the vendor ends without a result is a final state too: one PATCH, and test_status
+/// says how it ended (never `complete`).
+pub async fn a_test_the_vendor_ends_is_reported_once_as_its_final_state(f: &Fixture) {
+    for (status, title) in [
+        ("cancelled", "Cancelled"),
+        ("failed", "Failed"),
+        ("expired", "Expired"),
+    ] {
+        let (url, id) = send_test(f).await;
+        let (s, _) = f
+            .vendor
+            .callback(
+                &f.callback_url("acme"),
+                &format!("gh-{id}-{status}"),
+                &json!({"assessment_id": id, "status": status, "status_label": "Candidate withdrew"}),
+            )
+            .await;
+        assert_eq!(s, 200);
+        wait_for_patches(f, &url, 1).await;
+        let st = test_status(f, &id).await;
+        assert_eq!(st["partner_status"], title, "{st}");
+        assert_eq!(st["metadata"]["Reason"], "Candidate withdrew");
+        assert!(st.get("partner_profile_url").is_none(), "{st}");
+        for _ in 0..2 {
+            f.tick().await;
+        }
+        assert_eq!(f.greenhouse.patches_for(&url).len(), 1, "{status}");
+    }
+}
+
 pub async fn a_response_error_is_recorded_against_its_test(f: &Fixture) {
     let (_, id) = send_test(f).await;
     let report = json!({"api_call": "test_status",
@@ -480,6 +510,7 @@ async fn local_greenhouse_outages_refusals_and_errors() {
     a_vendor_down_at_send_time_gets_the_order_later_and_greenhouse_its_patch(&f).await;
     a_failing_patch_is_retried_until_greenhouse_takes_it_once(&f).await;
     a_vendor_refusal_is_reported_by_test_status(&f).await;
+    a_test_the_vendor_ends_is_reported_once_as_its_final_state(&f).await;
     a_response_error_is_recorded_against_its_test(&f).await;
     f.stop().await;
 }
@@ -509,6 +540,7 @@ async fn lambda_greenhouse_outages_refusals_auth_and_hostile_input() {
     a_vendor_down_at_send_time_gets_the_order_later_and_greenhouse_its_patch(&f).await;
     a_failing_patch_is_retried_until_greenhouse_takes_it_once(&f).await;
     a_vendor_refusal_is_reported_by_test_status(&f).await;
+    a_test_the_vendor_ends_is_reported_once_as_its_final_state(&f).await;
     tokens_of_another_ats_or_tenant_are_refused(&f).await;
     hostile_greenhouse_requests_get_a_4xx_json_naming_the_problem(&f).await;
     no_pii_or_key_in(&f, &f.logs());
