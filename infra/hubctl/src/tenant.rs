@@ -326,15 +326,21 @@ async fn list(ctx: &Ctx, show_token_hashes: bool) -> Result<Report, Failure> {
     let mut docs = Vec::new();
     for e in &entries {
         let t = &e.tenant;
-        let key = ctx.secret_info(&ctx.names.ashby_api_key(&t.id)).await?;
+        // A Greenhouse tenant has no Ashby key: its column shows the partner key the hub
+        // PATCHes with.
+        let (key_name, what) = match t.ats {
+            Ats::Ashby => (ctx.names.ashby_api_key(&t.id), ""),
+            Ats::Greenhouse => (ctx.names.greenhouse_partner_key(&t.id), "greenhouse key "),
+        };
+        let key = ctx.secret_info(&key_name).await?;
         rows.push(vec![
             t.id.to_string(),
             t.name.clone(),
             status(t).into(),
             e.tokens.len().to_string(),
-            key.as_ref().map_or("missing".into(), |k| {
+            key.as_ref().map_or(format!("{what}missing"), |k| {
                 format!(
-                    "set {}",
+                    "{what}set {}",
                     time(hub::clock::Timestamp::from_ms(k.last_changed_ms))
                 )
             }),
@@ -677,7 +683,11 @@ fn tenant_json(
         doc["tokens"] = tokens.iter().map(token_json).collect();
     }
     if let Some(key) = key {
-        doc["ashby_api_key"] = json!({
+        let field = match t.ats {
+            Ats::Ashby => "ashby_api_key",
+            Ats::Greenhouse => "greenhouse_partner_key",
+        };
+        doc[field] = json!({
             "set": key.is_some(),
             "last_changed": key.map_or(Value::Null, |k| time_json(hub::clock::Timestamp::from_ms(k.last_changed_ms))),
         });

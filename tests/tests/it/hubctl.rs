@@ -939,6 +939,21 @@ async fn a_greenhouse_tenant_gets_a_partner_key_the_four_urls_and_no_ashby_key()
         assert!(run.stdout.contains(words), "{words}: {}", run.stdout);
     }
     assert!(!run.stdout.contains("set-ashby-key"), "{}", run.stdout);
+    let listed = d.hubctl(&["tenant", "list", "--json"]).await.ok().json();
+    let initech = listed["tenants"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["id"] == "initech")
+        .unwrap()
+        .clone();
+    assert_eq!(initech["ats"], "greenhouse");
+    assert_eq!(initech["greenhouse_partner_key"]["set"], true, "{initech}");
+    assert!(initech.get("ashby_api_key").is_none(), "{initech}");
+    assert!(
+        !listed.to_string().contains(&key),
+        "a listing never prints the key"
+    );
 
     // A rotated key is the one the PATCHes carry from now on.
     let rotated = d
