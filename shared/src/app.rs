@@ -7,8 +7,9 @@ use std::time::Duration;
 
 use anyhow::Context;
 
-use crate::ats::AtsGateway;
 use crate::ats::ashby::{AshbyClient, AshbyGateway};
+use crate::ats::greenhouse::{AtsPatch, GreenhouseClient};
+use crate::ats::{AtsError, AtsGateway};
 use crate::clock::{Clock, SystemClock};
 use crate::config::Config;
 use crate::metrics::Metrics;
@@ -30,11 +31,23 @@ pub const USER_AGENT: &str = concat!(
     " (+https://github.com/ashby-assessment-hub)"
 );
 
+/// The Greenhouse port of an app wired port by port without one: nothing can be sent.
+struct NoGreenhouse;
+
+#[async_trait::async_trait]
+impl AtsPatch for NoGreenhouse {
+    async fn patch(&self, _: &crate::domain::Tenant, _: &str) -> Result<(), AtsError> {
+        Err(AtsError::NoCredentials)
+    }
+}
+
 /// The ports the use cases work over, and the settings they read. Built once per process.
 pub struct App {
     pub config: Config,
     pub(crate) store: Arc<dyn Store>,
     pub(crate) ats: Arc<dyn AtsGateway>,
+    /// Greenhouse's `PATCH`es.
+    pub(crate) greenhouse: Arc<dyn AtsPatch>,
     pub(crate) vendors: Arc<dyn VendorGateway>,
     pub(crate) clock: Arc<dyn Clock>,
     pub metrics: Arc<Metrics>,
@@ -85,6 +98,14 @@ impl App {
             LoopbackHttp::Refuse
         };
         let ashby = ashby.with_loopback(loopback);
+        let greenhouse = GreenhouseClient::new(
+            http.clone(),
+            USER_AGENT,
+            config.ashby_timeout,
+            loopback,
+            secrets.clone(),
+            names.clone(),
+        );
         let vendor_client = VendorClient::new(
             http,
             USER_AGENT,
@@ -94,6 +115,7 @@ impl App {
         );
         Self {
             ats: Arc::new(AshbyGateway::new(ashby, secrets.clone(), names.clone())),
+            greenhouse: Arc::new(greenhouse),
             vendors: Arc::new(SignedProtocol::new(vendor_client, secrets, names)),
             config,
             store,
@@ -114,10 +136,17 @@ impl App {
             config,
             store,
             ats,
+            greenhouse: Arc::new(NoGreenhouse),
             vendors,
             clock,
             metrics: Arc::new(Metrics::from_env()),
         }
+    }
+
+    /// Replaces the Greenhouse `PATCH` port (tests).
+    pub fn with_greenhouse(mut self, greenhouse: Arc<dyn AtsPatch>) -> Self {
+        self.greenhouse = greenhouse;
+        self
     }
 
     /// The clock the use cases read.

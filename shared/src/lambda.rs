@@ -6,12 +6,18 @@ use lambda_http::{Body, Request, Response, service_fn};
 use lambda_runtime::LambdaEvent;
 
 use crate::app::App;
-use crate::handlers::{Endpoint, dispatch};
+use crate::handlers::{Endpoint, Routes};
 use crate::usecases::deliver::run_due;
 
 /// Serves endpoint `E` until the runtime stops the process. Fails only at init (bad config).
 /// Generic, so that each function's binary links its own handler and no other.
-pub async fn serve<E: Endpoint>() -> Result<(), lambda_http::Error> {
+pub async fn serve<E: Endpoint + 'static>() -> Result<(), lambda_http::Error> {
+    serve_routes::<(E,)>().await
+}
+
+/// Serves the endpoints `R` (chosen by path) until the runtime stops the process: a function
+/// that answers an operation for more than one ATS.
+pub async fn serve_routes<R: Routes>() -> Result<(), lambda_http::Error> {
     crate::telemetry::init();
     let app = App::from_env().await.map_err(|e| {
         tracing::error!(error = format!("{e:#}"), "cold start failed");
@@ -19,7 +25,7 @@ pub async fn serve<E: Endpoint>() -> Result<(), lambda_http::Error> {
     })?;
     let app = &app;
     lambda_http::run(service_fn(move |req: Request| async move {
-        Ok::<Response<Body>, std::convert::Infallible>(dispatch::<E>(app, req).await)
+        Ok::<Response<Body>, std::convert::Infallible>(R::serve(app, req).await)
     }))
     .await
 }

@@ -23,8 +23,9 @@
 //! - [`Metrics::total`] and [`Metrics::total_with`]: the sum recorded so far (in-memory only).
 //!
 //! The alarms in `template.yaml` read `AshbyDeliveriesRetried`, `AshbyDeliveriesDead`,
-//! `OldestPendingDeliveryAgeSeconds`, `AshbyVersionNotActive` and `AshbyFilesDead` without
-//! dimensions: keep those dimensionless.
+//! `OldestPendingDeliveryAgeSeconds`, `AshbyVersionNotActive`, `AshbyFilesDead`,
+//! `GreenhousePatchesDead` and `GreenhouseResponseErrors` without dimensions: keep those
+//! dimensionless.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -67,9 +68,17 @@ pub mod names {
     pub const OLDEST_PENDING_DELIVERY_AGE_SECONDS: &str = "OldestPendingDeliveryAgeSeconds";
     /// Duration of one outbound call; dimension [`super::dimensions::TARGET`].
     pub const OUTBOUND_LATENCY: &str = "OutboundLatency";
+    /// Greenhouse accepted a `PATCH` ("read my test_status").
+    pub const GREENHOUSE_PATCHES_SUCCEEDED: &str = "GreenhousePatchesSucceeded";
+    /// A `PATCH` to Greenhouse failed and stays queued for another attempt.
+    pub const GREENHOUSE_PATCHES_RETRIED: &str = "GreenhousePatchesRetried";
+    /// A `PATCH` to Greenhouse was given up on or parked; it needs an operator.
+    pub const GREENHOUSE_PATCHES_DEAD: &str = "GreenhousePatchesDead";
+    /// Greenhouse reported a reply of the hub's as unusable (`response_error`).
+    pub const GREENHOUSE_RESPONSE_ERRORS: &str = "GreenhouseResponseErrors";
 
     /// Every name above (the template's alarms are checked against it).
-    pub const ALL: [&str; 15] = [
+    pub const ALL: [&str; 19] = [
         ASSESSMENTS_STARTED,
         VENDOR_ORDERS_ACCEPTED,
         VENDOR_ORDERS_REJECTED,
@@ -85,6 +94,10 @@ pub mod names {
         ASHBY_FILES_UPLOADED,
         ASHBY_FILES_RETRIED,
         ASHBY_FILES_DEAD,
+        GREENHOUSE_PATCHES_SUCCEEDED,
+        GREENHOUSE_PATCHES_RETRIED,
+        GREENHOUSE_PATCHES_DEAD,
+        GREENHOUSE_RESPONSE_ERRORS,
     ];
 }
 
@@ -100,6 +113,7 @@ pub mod dimensions {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Target {
     Ashby,
+    Greenhouse,
     Vendor,
     DynamoDb,
     SecretsManager,
@@ -109,6 +123,7 @@ impl Target {
     pub const fn as_str(self) -> &'static str {
         match self {
             Self::Ashby => "ashby",
+            Self::Greenhouse => "greenhouse",
             Self::Vendor => "vendor",
             Self::DynamoDb => "dynamodb",
             Self::SecretsManager => "secretsmanager",

@@ -19,8 +19,8 @@ use async_trait::async_trait;
 
 use crate::clock::Timestamp;
 use crate::domain::{
-    Assessment, AssessmentId, AssessmentTypeId, Delivery, NewDelivery, Status, Tenant, TenantId,
-    TokenHash, Vendor, VendorId,
+    Assessment, AssessmentId, AssessmentTypeId, Delivery, NewDelivery, Status, Summary, Tenant,
+    TenantId, TokenHash, Vendor, VendorId,
 };
 
 #[derive(Debug, thiserror::Error, Clone, PartialEq)]
@@ -86,13 +86,17 @@ pub struct NewAssessment {
     pub start_key: StartKey,
     /// The vendor order; the writer normally holds its lease and tries it at once.
     pub order: NewDelivery,
+    /// The start key names one order forever (Greenhouse's `url`): a finished assessment holding
+    /// it is answered `Existing` rather than taken over.
+    pub keep_finished: bool,
 }
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum CreateOutcome {
     /// The assessment, its start key and its order delivery were written in one atomic write.
     Created,
-    /// A live (non-terminal) assessment already holds the start key; nothing was written.
+    /// A live (non-terminal) assessment already holds the start key, or with `keep_finished`
+    /// any assessment does; nothing was written.
     Existing(Box<Assessment>),
 }
 
@@ -124,6 +128,10 @@ pub struct Change {
     pub deliveries: Vec<NewDelivery>,
     /// `timestamp` of the Ashby update among `deliveries`, if any (kept as `last_update_ms`).
     pub update_ms: Option<Timestamp>,
+    /// Set by the move to a final state: what an ATS that pulls results is answered.
+    pub summary: Option<Summary>,
+    /// The ATS reported a reply as unusable: counted, and kept as the last such report.
+    pub ats_error: Option<String>,
 }
 
 /// One atomic write: optionally a webhook marker, a change, and the settling of the delivery
@@ -248,7 +256,8 @@ pub trait RegistryAdmin: Send + Sync {
     ) -> StoreResult<RegistryOutcome>;
     /// Applies `change` to the stored tenant (name, Ashby base URL, packages, disabled) and stores
     /// the result, atomically: if another write lands between the read and the write, the tenant
-    /// is read again and `change` applied again, so no concurrent change is lost. The id and the
+    /// is read again and `change` applied again, so no concurrent change is lost. The id, the ATS
+    /// (an account's ATS never changes: its assessments and tokens are that ATS's) and the
     /// tokens are kept. `None` if there is no such tenant.
     async fn update_tenant(
         &self,

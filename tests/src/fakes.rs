@@ -13,7 +13,7 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
-use hub_local::ashby_files::{AshbyFiles, check_headers};
+use hub_local::ashby_files::{AshbyFiles, basic_user, check_headers};
 use hub_local::openapi::OpenApi;
 use serde_json::{Value, json};
 
@@ -165,7 +165,7 @@ async fn ashby_update(
     headers: HeaderMap,
     body: axum::body::Bytes,
 ) -> Response {
-    let api_key = hub_local::ashby_files::basic_user(&headers);
+    let api_key = basic_user(&headers);
     let header = |n: &str| {
         headers
             .get(n)
@@ -423,4 +423,114 @@ async fn vendor_order(
     let id = parsed["assessment_id"].as_str().unwrap_or_default();
     Json(json!({"vendor_reference": format!("ref-{id}"), "status_label": "Invitation sent"}))
         .into_response()
+}
+
+/// Greenhouse's published schemas: the ground truth beside the repository.
+pub fn greenhouse_schemas() -> hub_local::greenhouse_schemas::GreenhouseSchemas {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../shared/greenhouse/schemas.json");
+    let text = std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("reading {}: {e}", path.display()));
+    hub_local::greenhouse_schemas::GreenhouseSchemas::parse(&text).expect("schemas.json parses")
+}
+
+/// One `PATCH` the fake Greenhouse received.
+#[derive(Debug, Clone)]
+pub struct ReceivedPatch {
+    /// The test's number: the last segment of the `url` given in `send_test`.
+    pub test: String,
+    pub partner_key: Option<String>,
+    pub body_len: usize,
+    /// Everything wrong with it per the contract (key, empty body); empty when it conforms.
+    pub violations: Vec<String>,
+    /// Whether the fake answered 2xx.
+    pub accepted: bool,
+}
+
+/// Greenhouse's side of the PATCH: `PATCH /tests/{n}`, which must carry the org's partner key as
+/// the Basic username and no body. `fail_next(n)` answers the next `n` with a 500.
+pub struct FakeGreenhouse {
+    pub base_url: String,
+    key: String,
+    fail_next: AtomicU64,
+    received: Mutex<Vec<ReceivedPatch>>,
+}
+
+impl FakeGreenhouse {
+    pub async fn start(partner_key: &str) -> Arc<Self> {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind loopback");
+        let addr = listener.local_addr().expect("local addr");
+        let me = Arc::new(Self {
+            base_url: format!("http://{addr}"),
+            key: partner_key.to_owned(),
+            fail_next: AtomicU64::new(0),
+            received: Mutex::new(Vec::new()),
+        });
+        let router = axum::Router::new()
+            .route("/tests/{n}", axum::routing::patch(greenhouse_patch))
+            .with_state(me.clone());
+        tokio::spawn(async move {
+            let _ = axum::serve(listener, router).await;
+        });
+        me
+    }
+
+    /// The `url` of a new test, as Greenhouse would send it in `send_test`.
+    pub fn test_url(&self) -> String {
+        format!("{}/tests/{}", self.base_url, uuid::Uuid::new_v4().simple())
+    }
+
+    pub fn fail_next(&self, n: u64) {
+        self.fail_next.store(n, Ordering::SeqCst);
+    }
+
+    pub fn received(&self) -> Vec<ReceivedPatch> {
+        self.received.lock().unwrap().clone()
+    }
+
+    /// The PATCHes received for the test of `url`.
+    pub fn patches_for(&self, url: &str) -> Vec<ReceivedPatch> {
+        let test = url.rsplit('/').next().unwrap_or_default().to_owned();
+        self.received()
+            .into_iter()
+            .filter(|p| p.test == test)
+            .collect()
+    }
+}
+
+async fn greenhouse_patch(
+    State(s): State<Arc<FakeGreenhouse>>,
+    axum::extract::Path(test): axum::extract::Path<String>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> StatusCode {
+    let partner_key = basic_user(&headers);
+    let mut violations = Vec::new();
+    if partner_key.as_deref() != Some(s.key.as_str()) {
+        violations.push("wrong or missing partner key".to_owned());
+    }
+    if !body.is_empty() {
+        violations.push("the PATCH must have no body".to_owned());
+    }
+    let failing = s
+        .fail_next
+        .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+        .is_ok();
+    let accepted = violations.is_empty() && !failing;
+    s.received.lock().unwrap().push(ReceivedPatch {
+        test,
+        partner_key,
+        body_len: body.len(),
+        violations: violations.clone(),
+        accepted,
+    });
+    if failing {
+        StatusCode::INTERNAL_SERVER_ERROR
+    } else if violations.is_empty() {
+        StatusCode::OK
+    } else {
+        StatusCode::UNAUTHORIZED
+    }
 }

@@ -505,6 +505,22 @@ pub fn http_event(
         "isBase64Encoded": true,
         "body": base64::engine::general_purpose::STANDARD.encode(body),
     });
+    // API Gateway parses the query string too (repeated keys joined by commas).
+    let mut params = serde_json::Map::new();
+    for (k, v) in url::form_urlencoded::parse(query.as_bytes()) {
+        params
+            .entry(k.into_owned())
+            .and_modify(|e| {
+                if let Value::String(s) = e {
+                    s.push(',');
+                    s.push_str(&v);
+                }
+            })
+            .or_insert(Value::String(v.into_owned()));
+    }
+    if !params.is_empty() {
+        event["queryStringParameters"] = Value::Object(params);
+    }
     if let Some(vendor) = path.strip_prefix("/callbacks/") {
         event["pathParameters"] = json!({ "vendor_id": vendor });
     }

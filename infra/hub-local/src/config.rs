@@ -5,8 +5,8 @@ use std::collections::HashSet;
 
 use anyhow::{Context, bail};
 use hub::domain::{
-    OptionId, OptionKind, Package, PackageId, PackageOption, PackageRef, PossibleValue, Tenant,
-    TenantId, Vendor, VendorId, options,
+    Ats, OptionId, OptionKind, Package, PackageId, PackageOption, PackageRef, PossibleValue,
+    Tenant, TenantId, Vendor, VendorId, options,
 };
 use serde::Deserialize;
 use url::Url;
@@ -36,7 +36,14 @@ pub struct VendorConfig {
 pub struct TenantConfig {
     pub id: TenantId,
     pub name: String,
+    /// `"ashby"` (the default) or `"greenhouse"`.
+    #[serde(default)]
+    pub ats: Ats,
+    /// For a Greenhouse tenant, its partner key: what Greenhouse sends as the Basic username
+    /// and the hub sends back on its `PATCH`es.
     pub trigger_token: String,
+    /// Ashby tenants only.
+    #[serde(default)]
     pub ashby_api_key: String,
     #[serde(default = "default_ashby_base_url")]
     pub ashby_base_url: Url,
@@ -79,6 +86,9 @@ fn sandbox_options(id: &str, name: &str, choices: &[(&str, &str)]) -> Vec<Packag
 pub const SANDBOX_VENDOR: &str = "sandbox";
 pub const DEMO_TOKEN: &str = "demo-trigger-token";
 pub const DEMO_ASHBY_KEY: &str = "demo-ashby-api-key";
+pub const DEMO_GREENHOUSE_KEY: &str = "demo-greenhouse-partner-key";
+/// Greenhouse limits an org's API key to under 171 characters.
+pub const MAX_GREENHOUSE_KEY: usize = 170;
 
 impl LocalConfig {
     pub fn load(path: &std::path::Path) -> anyhow::Result<Self> {
@@ -120,7 +130,7 @@ impl LocalConfig {
             },
         ];
         let vendor = VendorId::parse(SANDBOX_VENDOR)?;
-        let refs = packages
+        let refs: Vec<PackageRef> = packages
             .iter()
             .map(|p| PackageRef {
                 vendor: vendor.clone(),
@@ -135,14 +145,26 @@ impl LocalConfig {
                 signing_secret: sandbox_secret.to_owned(),
                 packages,
             }],
-            tenants: vec![TenantConfig {
-                id: TenantId::parse("demo")?,
-                name: "Demo customer".into(),
-                trigger_token: DEMO_TOKEN.into(),
-                ashby_api_key: DEMO_ASHBY_KEY.into(),
-                ashby_base_url: base.join("ashby")?,
-                packages: refs,
-            }],
+            tenants: vec![
+                TenantConfig {
+                    id: TenantId::parse("demo")?,
+                    name: "Demo customer".into(),
+                    ats: Ats::Ashby,
+                    trigger_token: DEMO_TOKEN.into(),
+                    ashby_api_key: DEMO_ASHBY_KEY.into(),
+                    ashby_base_url: base.join("ashby")?,
+                    packages: refs.clone(),
+                },
+                TenantConfig {
+                    id: TenantId::parse("demo-greenhouse")?,
+                    name: "Demo Greenhouse customer".into(),
+                    ats: Ats::Greenhouse,
+                    trigger_token: DEMO_GREENHOUSE_KEY.into(),
+                    ashby_api_key: String::new(),
+                    ashby_base_url: default_ashby_base_url(),
+                    packages: refs,
+                },
+            ],
         };
         config.validate()?;
         Ok(config)
@@ -184,8 +206,24 @@ impl LocalConfig {
                     t.id
                 );
             }
-            if t.ashby_api_key.is_empty() {
-                bail!("tenant {}: ashby_api_key must not be empty", t.id);
+            match t.ats {
+                Ats::Ashby if t.ashby_api_key.is_empty() => {
+                    bail!("tenant {}: ashby_api_key must not be empty", t.id);
+                }
+                Ats::Greenhouse if !t.ashby_api_key.is_empty() => {
+                    bail!(
+                        "tenant {}: a Greenhouse tenant has no ashby_api_key (its trigger_token \
+                         is the partner key)",
+                        t.id
+                    );
+                }
+                Ats::Greenhouse if t.trigger_token.len() > MAX_GREENHOUSE_KEY => {
+                    bail!(
+                        "tenant {}: a Greenhouse partner key must be under 171 characters",
+                        t.id
+                    );
+                }
+                _ => {}
             }
             for p in &t.packages {
                 let offered = self
@@ -217,6 +255,7 @@ impl LocalConfig {
         Tenant {
             id: t.id.clone(),
             name: t.name.clone(),
+            ats: t.ats,
             ashby_base_url: t.ashby_base_url.clone(),
             packages: t.packages.clone(),
             disabled: false,
@@ -293,5 +332,36 @@ mod tests {
         let c: LocalConfig = toml::from_str(text).expect("parses");
         let e = c.validate().expect_err("must be refused");
         assert!(e.to_string().contains("acme/premium"), "{e}");
+    }
+
+    #[test]
+    fn a_greenhouse_tenant_needs_no_ashby_key_and_an_ashby_tenant_does() {
+        let tenant = |ats: &str, key: &str| {
+            format!(
+                r#"
+                [[tenants]]
+                id = "globex"
+                name = "Globex"
+                {ats}
+                trigger_token = "0123456789abcdef"
+                {key}
+            "#
+            )
+        };
+        let load = |text: String| {
+            toml::from_str::<LocalConfig>(&text)
+                .expect("parses")
+                .validate()
+        };
+        let ok: LocalConfig = toml::from_str(&tenant(r#"ats = "greenhouse""#, "")).expect("parses");
+        ok.validate()
+            .expect("a Greenhouse tenant without an Ashby key");
+        assert_eq!(ok.tenants[0].ats, Ats::Greenhouse);
+        assert!(
+            load(tenant("", "")).is_err(),
+            "an Ashby tenant needs its key"
+        );
+        assert!(load(tenant(r#"ats = "greenhouse""#, r#"ashby_api_key = "k""#)).is_err());
+        assert!(toml::from_str::<LocalConfig>(&tenant(r#"ats = "workday""#, "")).is_err());
     }
 }

@@ -4,6 +4,8 @@
 pub mod ashby_files;
 pub mod ashby_standin;
 pub mod config;
+pub mod greenhouse_schemas;
+pub mod greenhouse_standin;
 pub mod openapi;
 pub mod sandbox;
 pub mod server;

@@ -87,6 +87,17 @@ async fn main() -> anyhow::Result<()> {
         );
         println!("  then watch this terminal: the sandbox vendor reports progress and a result.");
     }
+    if let Some(key) = &hub.demo_greenhouse_key {
+        println!();
+        println!("Greenhouse (demo partner key: {key}):");
+        println!("  curl -s -u {key}: {base}/greenhouse/list_tests");
+        println!(
+            "  curl -s -X POST {base}/greenhouse-standin/send_test   # the Greenhouse stand-in sends send_test"
+        );
+        println!(
+            "  then watch this terminal: after the result, the hub PATCHes the stand-in, which reads test_status."
+        );
+    }
     tokio::select! {
         _ = tokio::signal::ctrl_c() => {}
         _ = hub.wait() => {}

@@ -25,7 +25,8 @@ use tokio::sync::oneshot;
 use url::Url;
 
 use crate::ashby_standin::AshbyStandIn;
-use crate::config::{DEMO_TOKEN, LocalConfig};
+use crate::config::{DEMO_GREENHOUSE_KEY, DEMO_TOKEN, LocalConfig};
+use crate::greenhouse_standin::GreenhouseStandIn;
 use crate::sandbox::Sandbox;
 
 #[derive(Debug, Clone)]
@@ -65,7 +66,11 @@ pub struct RunningHub {
     pub base_url: Url,
     /// The demo tenant's trigger token, when running the built-in demo.
     pub demo_token: Option<String>,
+    /// The demo Greenhouse tenant's partner key, when running the built-in demo.
+    pub demo_greenhouse_key: Option<String>,
     pub ashby: Arc<AshbyStandIn>,
+    /// The Greenhouse stand-in of the demo's Greenhouse tenant (built-in demo only).
+    pub greenhouse: Option<Arc<GreenhouseStandIn>>,
     pub app: Arc<App>,
     /// The same store as the app's, with the operator's side (seeding, redelivery).
     pub store: Arc<dyn AdminStore>,
@@ -147,14 +152,26 @@ pub async fn start(opts: Options) -> anyhow::Result<RunningHub> {
 
     let ashby = Arc::new(AshbyStandIn::new(
         base_url.join("ashby")?.as_str(),
-        registry.tenants.iter().map(|t| t.ashby_api_key.clone()),
+        registry
+            .tenants
+            .iter()
+            .filter(|t| t.ats == hub::domain::Ats::Ashby)
+            .map(|t| t.ashby_api_key.clone()),
         opts.quiet,
     )?);
     let mut router = axum::Router::new()
         .fallback(hub_route)
         .with_state(app.clone())
         .merge(ashby.clone().router());
+    let mut greenhouse = None;
     if opts.config.is_none() {
+        let standin = Arc::new(GreenhouseStandIn::new(
+            base_url.clone(),
+            DEMO_GREENHOUSE_KEY.to_owned(),
+            opts.quiet,
+        )?);
+        router = router.merge(standin.clone().router());
+        greenhouse = Some(standin);
         let sandbox = Arc::new(Sandbox::new(
             sandbox_secret.expose_secret(),
             base_url.clone(),
@@ -176,8 +193,10 @@ pub async fn start(opts: Options) -> anyhow::Result<RunningHub> {
     let retry = tokio::spawn(retry_loop(app.clone(), opts.retry_interval));
     Ok(RunningHub {
         base_url,
+        demo_greenhouse_key: greenhouse.as_ref().map(|_| DEMO_GREENHOUSE_KEY.to_owned()),
         demo_token,
         ashby,
+        greenhouse,
         app,
         store,
         shutdown: Some(tx),
@@ -219,12 +238,22 @@ async fn load_registry(
         store
             .put_tenant(&LocalConfig::tenant_record(t), &TokenHash::of(&token))
             .await?;
-        secrets
-            .put(
-                &names.ashby_api_key(&t.id),
-                &SecretString::from(t.ashby_api_key.clone()),
-            )
-            .await?;
+        match t.ats {
+            hub::domain::Ats::Ashby => {
+                secrets
+                    .put(
+                        &names.ashby_api_key(&t.id),
+                        &SecretString::from(t.ashby_api_key.clone()),
+                    )
+                    .await?
+            }
+            // The partner key goes back to Greenhouse on every PATCH: kept as a secret too.
+            hub::domain::Ats::Greenhouse => {
+                secrets
+                    .put(&names.greenhouse_partner_key(&t.id), &token)
+                    .await?
+            }
+        }
     }
     Ok(())
 }

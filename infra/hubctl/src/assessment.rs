@@ -61,6 +61,7 @@ pub fn summary(d: &Delivery, reveal_pii: bool) -> String {
             "report file ({})",
             body["attachment"]["content_type"].as_str().unwrap_or("?")
         ),
+        DeliveryKind::AtsPatch => "PATCH to Greenhouse (read test_status)".into(),
         DeliveryKind::AtsUpdate => {
             if let Some(reason) = body["cancelled_reason"]["value"].as_str() {
                 if reveal_pii {
@@ -148,6 +149,30 @@ async fn show(ctx: &Ctx, id: AssessmentId, reveal_pii: bool) -> Result<Report, F
         time(a.updated_at_ms),
         a.vendor_reference.as_deref().unwrap_or("-"),
     );
+    if a.ats != hub::domain::Ats::Ashby {
+        text = text.replacen(
+            "\n  status ",
+            &format!("\n  ats {}\n  status ", a.ats.as_str()),
+            1,
+        );
+    }
+    if a.ats_errors > 0 {
+        let last = match &a.last_ats_error {
+            Some(e) if reveal_pii => e.clone(),
+            Some(_) => "its words hidden; --reveal-pii shows them".into(),
+            None => "-".into(),
+        };
+        text = text.replacen(
+            "\n\nTimeline:\n",
+            &format!(
+                "\n  {} reported {} unusable repl{} (response_error); last: {last}\n\nTimeline:\n",
+                a.ats.as_str(),
+                a.ats_errors,
+                if a.ats_errors == 1 { "y" } else { "ies" }
+            ),
+            1,
+        );
+    }
     text.push_str(&table(
         &[
             "#",
@@ -170,6 +195,9 @@ async fn show(ctx: &Ctx, id: AssessmentId, reveal_pii: bool) -> Result<Report, F
         "rejection_message": a.rejection_message.as_ref().filter(|_| reveal_pii),
         "rejection_message_hidden": a.rejection_message.is_some() && !reveal_pii,
         "vendor_reference": a.vendor_reference,
+        "ats": a.ats.as_str(),
+        "ats_errors": a.ats_errors,
+        "last_ats_error": a.last_ats_error.as_ref().filter(|_| reveal_pii),
         "created": time_json(a.created_at_ms),
         "updated": time_json(a.updated_at_ms),
         "timeline": deliveries.iter().map(|d| delivery_json(d, reveal_pii)).collect::<Vec<_>>(),

@@ -1,11 +1,13 @@
-//! `hubctl tenant …`: Ashby customer accounts. A tenant's trigger token (Ashby's "External Trigger
-//! Token") is generated here, printed once and stored only as its SHA-256; the customer's Ashby
-//! API key goes to Secrets Manager from stdin, never from the command line.
+//! `hubctl tenant …`: Ashby and Greenhouse customer accounts. A tenant's trigger token (Ashby's
+//! "External Trigger Token", Greenhouse's partner key) is generated here, printed once and stored
+//! in the registry only as its SHA-256; the customer's Ashby API key goes to Secrets Manager from
+//! stdin, never from the command line. A Greenhouse tenant has no Ashby key: the hub sends its
+//! partner key back on its `PATCH`es, so that key is also kept in Secrets Manager.
 
 use std::io::{IsTerminal, Read};
 
 use clap::{Args, Subcommand};
-use hub::domain::{PackageRef, Tenant, TenantId, TokenHash, generate_trigger_token};
+use hub::domain::{Ats, PackageRef, Tenant, TenantId, TokenHash, generate_trigger_token};
 use hub::ports::{MAX_TENANT_TOKENS, RegistryOutcome, TenantToken};
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::{Value, json};
@@ -22,7 +24,8 @@ const MAX_KEY_LEN: usize = 4096;
 
 #[derive(Subcommand)]
 pub enum Command {
-    /// Register an Ashby customer; prints its External Trigger Token once.
+    /// Register an Ashby (or, with --ats greenhouse, a Greenhouse) customer; prints its token
+    /// (Greenhouse: its partner key) once.
     Create(CreateArgs),
     /// Store the customer's Ashby API key, read from stdin (or typed at a hidden prompt).
     SetAshbyKey(IdArg),
@@ -71,6 +74,9 @@ pub struct CreateArgs {
     /// The customer's name, for operators.
     #[arg(long, value_parser = non_empty)]
     name: String,
+    /// The customer's ATS: ashby or greenhouse.
+    #[arg(long, value_name = "ATS", default_value = "ashby", value_parser = parse_ats)]
+    ats: Ats,
     /// Where the hub calls assessment.update.
     #[arg(long, value_name = "URL", default_value = ASHBY_API, value_parser = Url::parse)]
     ashby_base_url: Url,
@@ -91,6 +97,10 @@ pub struct PackageArgs {
     /// The package, as vendor/package (see `hubctl vendor list`).
     #[arg(long, value_name = "VENDOR/PACKAGE", value_parser = PackageRef::parse)]
     package: PackageRef,
+}
+
+fn parse_ats(s: &str) -> Result<Ats, String> {
+    Ats::parse(s).ok_or_else(|| "must be ashby or greenhouse".into())
 }
 
 fn non_empty(s: &str) -> Result<String, String> {
@@ -133,6 +143,7 @@ async fn create(ctx: &Ctx, args: CreateArgs) -> Result<Report, Failure> {
     let tenant = Tenant {
         id: args.id.id,
         name: args.name,
+        ats: args.ats,
         ashby_base_url: args.ashby_base_url,
         packages,
         disabled: false,
@@ -157,6 +168,10 @@ async fn create(ctx: &Ctx, args: CreateArgs) -> Result<Report, Failure> {
     }
     let id = &tenant.id;
     let base = args.base_url.text();
+    if tenant.ats == Ats::Greenhouse {
+        store_partner_key(ctx, id, &token).await?;
+        return Ok(greenhouse_created(&tenant, &token, &hash, base));
+    }
     let mut text = format!(
         "Created tenant {id} ({}).\n\n\
          External Trigger Token (shown only this once; the hub keeps only its hash):\n\n    {}\n\n\
@@ -186,9 +201,73 @@ async fn create(ctx: &Ctx, args: CreateArgs) -> Result<Report, Failure> {
     })
 }
 
+/// Keeps a Greenhouse tenant's partner key for the hub's `PATCH`es (the newest one wins).
+async fn store_partner_key(ctx: &Ctx, id: &TenantId, key: &SecretString) -> Result<(), Failure> {
+    let name = ctx.names.greenhouse_partner_key(id);
+    ctx.secrets
+        .put(&name, key)
+        .await
+        .map_err(|e| ctx.secret_failed(&name, e))
+}
+
+/// What `tenant create --ats greenhouse` prints: the key and the Greenhouse steps.
+fn greenhouse_created(
+    tenant: &Tenant,
+    key: &SecretString,
+    hash: &TokenHash,
+    base: Option<String>,
+) -> Report {
+    let id = &tenant.id;
+    let mut text = format!(
+        "Created Greenhouse tenant {id} ({}).\n\n\
+         Partner API key (shown only this once; the registry keeps only its hash, and Secrets \
+         Manager a copy for the hub's PATCHes):\n\n    {}\n\n\
+         Token hash: {}\n",
+        tenant.name,
+        key.expose_secret(),
+        hash.to_hex()
+    );
+    text.push_str(&packages_line(tenant));
+    let endpoints = ["list_tests", "send_test", "test_status", "response_error"];
+    let urls: Vec<String> = endpoints
+        .iter()
+        .map(|e| match &base {
+            Some(b) => format!("{b}/greenhouse/{e}"),
+            None => format!("<base URL>/greenhouse/{e}"),
+        })
+        .collect();
+    text.push_str(&format!(
+        "\nNext:\n\
+         1. Send the key, over a channel you would trust with a password, and these four URLs to\n   \
+         Greenhouse (a support ticket), or have the customer enter them under Configure > Dev\n   \
+         Center if their organisation can:\n\n       {}\n\n\
+         2. The customer adds the hub's interview stage to a job; its tests are the packages\n   \
+         above.\n",
+        urls.join("\n       ")
+    ));
+    if base.is_none() {
+        text.push_str(&format!("\nThe base URL is {BASE_URL_HINT}.\n"));
+    }
+    Report {
+        text,
+        json: json!({
+            "tenant": tenant_json(tenant, None, None),
+            "partner_key": key.expose_secret(),
+            "token_hash": hash.to_hex(),
+            "base_url": base,
+            "urls": urls,
+        }),
+    }
+}
+
 async fn set_ashby_key(ctx: &Ctx, id: &TenantId) -> Result<Report, Failure> {
     // Before reading the key, so that nobody types a key for a tenant that does not exist.
-    existing(ctx, id).await?;
+    if existing(ctx, id).await?.ats == Ats::Greenhouse {
+        return Err(Failure::usage(format!(
+            "tenant {id} is a Greenhouse tenant: it has no Ashby API key (the hub PATCHes \
+             Greenhouse with the tenant's partner key)"
+        )));
+    }
     let key = read_key(id)?;
     let name = ctx.names.ashby_api_key(id);
     ctx.secrets
@@ -247,15 +326,21 @@ async fn list(ctx: &Ctx, show_token_hashes: bool) -> Result<Report, Failure> {
     let mut docs = Vec::new();
     for e in &entries {
         let t = &e.tenant;
-        let key = ctx.secret_info(&ctx.names.ashby_api_key(&t.id)).await?;
+        // A Greenhouse tenant has no Ashby key: its column shows the partner key the hub
+        // PATCHes with.
+        let (key_name, what) = match t.ats {
+            Ats::Ashby => (ctx.names.ashby_api_key(&t.id), ""),
+            Ats::Greenhouse => (ctx.names.greenhouse_partner_key(&t.id), "greenhouse key "),
+        };
+        let key = ctx.secret_info(&key_name).await?;
         rows.push(vec![
             t.id.to_string(),
             t.name.clone(),
             status(t).into(),
             e.tokens.len().to_string(),
-            key.as_ref().map_or("missing".into(), |k| {
+            key.as_ref().map_or(format!("{what}missing"), |k| {
                 format!(
-                    "set {}",
+                    "{what}set {}",
                     time(hub::clock::Timestamp::from_ms(k.last_changed_ms))
                 )
             }),
@@ -336,6 +421,10 @@ async fn rotate_token(ctx: &Ctx, id: &TenantId, base_url: &BaseUrl) -> Result<Re
             )));
         }
         other => return Err(unexpected(other)),
+    }
+    if existing(ctx, id).await?.ats == Ats::Greenhouse {
+        // Greenhouse holds one key per org: the hub PATCHes with the newest.
+        store_partner_key(ctx, id, &token).await?;
     }
     let older: Vec<TenantToken> = tokens(ctx, id)
         .await?
@@ -583,6 +672,7 @@ fn tenant_json(
         "id": t.id.as_str(),
         "name": t.name,
         "status": status(t),
+        "ats": t.ats.as_str(),
         "ashby_base_url": t.ashby_base_url.as_str(),
         "packages": t.packages.iter().map(|p| json!({
             "package": p.to_string(),
@@ -593,7 +683,11 @@ fn tenant_json(
         doc["tokens"] = tokens.iter().map(token_json).collect();
     }
     if let Some(key) = key {
-        doc["ashby_api_key"] = json!({
+        let field = match t.ats {
+            Ats::Ashby => "ashby_api_key",
+            Ats::Greenhouse => "greenhouse_partner_key",
+        };
+        doc[field] = json!({
             "set": key.is_some(),
             "last_changed": key.map_or(Value::Null, |k| time_json(hub::clock::Timestamp::from_ms(k.last_changed_ms))),
         });

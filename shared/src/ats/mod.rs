@@ -1,8 +1,11 @@
 //! The applicant-tracking systems the hub serves, behind one port: the use cases decide *what*
 //! the ATS is told ([`Notice`]); an ATS adapter decides how it is worded on the wire and sends it.
-//! Ashby is the one adapter today (`ashby`); its wire types never leave that module.
+//! Ashby (`ashby`) is told by `assessment.update`; Greenhouse (`greenhouse`) pulls results and is
+//! only told, by an empty `PATCH`, that there is something to read ([`greenhouse::AtsPatch`]).
+//! Their wire types never leave their modules.
 
 pub mod ashby;
+pub mod greenhouse;
 
 use std::time::Duration;
 

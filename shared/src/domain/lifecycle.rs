@@ -6,7 +6,8 @@
 use serde::{Deserialize, Serialize};
 use url::Url;
 
-use super::fields::{Field, ids};
+use super::Summary;
+use super::fields::{Field, FieldKind, FieldValue, ids};
 use super::records::Attachment;
 
 /// Where an assessment is, from the hub's point of view.
@@ -130,6 +131,9 @@ pub mod labels {
     pub const EXPIRED_REASON: &str = "The assessment expired before it was completed.";
     pub const CANCELLED: &str = "Cancelled";
     pub const CANCELLED_REASON: &str = "The provider cancelled the assessment.";
+    /// Labels of the status and of the reason in a summary's metadata.
+    pub const STATUS: &str = "Status";
+    pub const REASON: &str = "Reason";
 }
 
 /// The in-progress wording Ashby shows when the vendor gives none.
@@ -258,6 +262,83 @@ pub fn on_vendor_update(
         notice: Some(notice),
         ..Transition::to(status)
     })
+}
+
+/// What a transition to a final state leaves for an ATS that pulls results: `None` for any
+/// other transition (and for a cancel the ATS asked for, which it knows of). Built from the
+/// notice, or from the refusal when the notice was not asked for (a start answers it itself).
+pub fn summary(t: &Transition) -> Option<Summary> {
+    if !t.status.is_terminal() {
+        return None;
+    }
+    let mut s = match (&t.notice, &t.rejection) {
+        (
+            Some(Notice::Completed {
+                label,
+                result,
+                report_url,
+                metadata,
+            }),
+            _,
+        ) => {
+            let score = match (&result.kind, &result.value) {
+                (_, FieldValue::Number(n)) => n.as_f64(),
+                _ => None,
+            };
+            let mut s = Summary {
+                label: label.clone(),
+                report_url: report_url.as_ref().map(|u| u.to_string()),
+                score,
+                metadata: vec![],
+            };
+            // A numeric result is the score; any other result is shown by its label.
+            if score.is_none() || result.kind != FieldKind::NumericScore {
+                s.metadata
+                    .push((result.label.clone(), result.value.clone()));
+            }
+            push_fields(&mut s, metadata);
+            s
+        }
+        (
+            Some(Notice::Ended {
+                title,
+                reason,
+                metadata,
+            }),
+            _,
+        ) => {
+            let mut s = ended(title, reason);
+            push_fields(&mut s, metadata);
+            s
+        }
+        (Some(Notice::Progress { .. }), _) => return None,
+        (None, Some(message)) => ended(labels::NOT_ACCEPTED, message),
+        (None, None) => return None,
+    };
+    s.metadata.insert(
+        0,
+        (labels::STATUS.to_owned(), FieldValue::Text(s.label.clone())),
+    );
+    let mut seen = std::collections::HashSet::new();
+    s.metadata.retain(|(label, _)| seen.insert(label.clone()));
+    Some(s)
+}
+
+fn ended(title: &str, reason: &str) -> Summary {
+    Summary {
+        label: title.to_owned(),
+        report_url: None,
+        score: None,
+        metadata: vec![(
+            labels::REASON.to_owned(),
+            FieldValue::Text(reason.to_owned()),
+        )],
+    }
+}
+
+fn push_fields(s: &mut Summary, fields: &[Field]) {
+    s.metadata
+        .extend(fields.iter().map(|f| (f.label.clone(), f.value.clone())));
 }
 
 /// How the vendor answered an order.
@@ -550,5 +631,47 @@ mod tests {
     fn cancel_of_a_finished_assessment_touches_nothing() {
         assert_eq!(on_cancel(Status::Completed), CancelEffect::AlreadyFinished);
         assert_eq!(on_cancel(Status::InProgress), CancelEffect::CancelAtVendor);
+    }
+
+    #[test]
+    fn a_completion_summary_has_the_score_report_and_flat_metadata() {
+        let mut u = update(VendorStatus::Completed, Some("Clear"));
+        u.result = Some(Field {
+            identifier: "score".into(),
+            label: "Score".into(),
+            kind: FieldKind::NumericScore,
+            value: FieldValue::Number(87.into()),
+            description: None,
+        });
+        u.report_url = Some(Url::parse("https://v.example/r/1").expect("url"));
+        u.metadata = vec![Field::text("eta", "ETA", "3 days")];
+        let t = on_vendor_update(Status::InProgress, None, &u).expect("moves");
+        let s = summary(&t).expect("a final state has a summary");
+        assert_eq!(s.score, Some(87.0));
+        assert_eq!(s.report_url.as_deref(), Some("https://v.example/r/1"));
+        assert_eq!(
+            s.metadata,
+            vec![
+                (labels::STATUS.into(), FieldValue::Text("Clear".into())),
+                ("ETA".into(), FieldValue::Text("3 days".into())),
+            ]
+        );
+        // Progress leaves none; a refusal at start (no notice asked for) leaves its words.
+        let p = on_vendor_update(
+            Status::Ordered,
+            None,
+            &update(VendorStatus::InProgress, None),
+        )
+        .expect("moves");
+        assert_eq!(summary(&p), None);
+        let r = on_order_answer(Status::Ordering, &OrderAnswer::Rejected("no".into()), false)
+            .expect("moves");
+        let s = summary(&r).expect("refused is final");
+        assert_eq!(s.label, labels::NOT_ACCEPTED);
+        assert!(
+            s.metadata
+                .contains(&(labels::REASON.into(), FieldValue::Text("no".into())))
+        );
+        assert_eq!(summary(&cancelled_by_ats()), None, "the ATS asked for it");
     }
 }

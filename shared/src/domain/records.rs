@@ -9,16 +9,52 @@ use url::Url;
 use crate::clock::Timestamp;
 
 use super::{
-    AssessmentId, AssessmentTypeId, PackageId, PackageOption, PackageRef, Status, TenantId,
-    VendorId,
+    AssessmentId, AssessmentTypeId, FieldValue, PackageId, PackageOption, PackageRef, Status,
+    TenantId, VendorId,
 };
 
-/// One Ashby customer account.
+/// Which applicant-tracking system a tenant is an account of. Its routes, its tokens and the
+/// way it is told about results follow from it; the core is the same for every one.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Ats {
+    /// Pushed every change by `assessment.update`.
+    #[default]
+    Ashby,
+    /// Told of a final state by an empty `PATCH` to the URL of its `send_test`; it then pulls
+    /// `test_status`.
+    Greenhouse,
+}
+
+impl Ats {
+    pub const ALL: [Ats; 2] = [Self::Ashby, Self::Greenhouse];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Ashby => "ashby",
+            Self::Greenhouse => "greenhouse",
+        }
+    }
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|a| a.as_str() == s)
+    }
+}
+
+impl fmt::Display for Ats {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One customer account of an ATS (Ashby or Greenhouse).
 #[derive(Clone, Debug, PartialEq)]
 pub struct Tenant {
     pub id: TenantId,
     pub name: String,
-    /// Where `assessment.update` goes; `https://api.ashbyhq.com` in production.
+    /// The ATS this account is of. Its trigger tokens authenticate on that ATS's routes only.
+    pub ats: Ats,
+    /// Where `assessment.update` goes; `https://api.ashbyhq.com` in production. Unused for a
+    /// Greenhouse tenant.
     pub ashby_base_url: Url,
     /// Packages this tenant's recruiters may start.
     pub packages: Vec<PackageRef>,
@@ -79,6 +115,33 @@ pub struct Assessment {
     pub update_seq: u64,
     /// Optimistic-concurrency version, bumped by every write.
     pub version: u64,
+    /// The ATS of the tenant that started it (fixed at the start).
+    pub ats: Ats,
+    /// Where the ATS is told that the assessment has news, when it names such a URL per
+    /// assessment: Greenhouse's `send_test` `url`. Not PII (ids only).
+    pub ats_url: Option<String>,
+    /// What the assessment ended with, kept for an ATS that pulls results (Greenhouse's
+    /// `test_status`); set once, by the transition to a final state.
+    pub summary: Option<Summary>,
+    /// How many times the ATS reported a reply of the hub's as unusable (Greenhouse's
+    /// `response_error`), and the last such report's errors (no PII).
+    pub ats_errors: u32,
+    pub last_ats_error: Option<String>,
+}
+
+/// A final state in the terms an ATS that pulls results needs: the report link, the numeric
+/// score if the vendor gave one, and the rest flattened to label → primitive value.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Summary {
+    /// The status in words (the vendor's label, or the hub's title for an end without result).
+    pub label: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub report_url: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub score: Option<f64>,
+    /// In the order reported; labels are unique (a later one with the same label is dropped).
+    #[serde(default)]
+    pub metadata: Vec<(String, FieldValue)>,
 }
 
 impl Assessment {
@@ -115,13 +178,20 @@ pub struct Job {
 /// What a recruiter asked for: one assessment type for one candidate of one application.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Order {
+    pub ats: Ats,
     pub assessment_type_id: AssessmentTypeId,
-    /// The ATS's id of the candidate.
-    pub candidate_id: String,
+    /// The ATS's id of the candidate, where it gives one (Ashby's; Greenhouse sends none).
+    pub candidate_id: Option<String>,
     pub candidate: Candidate,
-    /// The ATS's application id: with the tenant and the type, the start-idempotency key.
-    pub application_id: String,
-    pub job: Job,
+    /// With the tenant and the type, the start-idempotency key: Ashby's application id, or
+    /// Greenhouse's `send_test` `url` (one test instance).
+    pub start_key: String,
+    /// The ATS's application id, when it gives one (Greenhouse's only inside the profile URL).
+    pub application_id: Option<String>,
+    /// Greenhouse names no job.
+    pub job: Option<Job>,
+    /// Where the ATS is told of news about this assessment (Greenhouse's `url`).
+    pub ats_url: Option<String>,
     /// The package options the recruiter gave, raw as the ATS sent them (keyed by the ids the
     /// ATS knows them by); checked against the chosen package by the start.
     pub additional_fields: serde_json::Map<String, serde_json::Value>,
@@ -150,6 +220,9 @@ pub struct FileDelivery {
 pub enum DeliveryKind {
     /// A message to the tenant's ATS (an `assessment.update` to Ashby).
     AtsUpdate,
+    /// An empty `PATCH` to the URL an ATS gave for the assessment (Greenhouse): "read my
+    /// `test_status`". Its body is the URL, as JSON.
+    AtsPatch,
     /// An `assessment.requested` order to the vendor (carries candidate PII).
     VendorOrder,
     /// An `assessment.cancelled` to the vendor.
@@ -162,6 +235,7 @@ impl DeliveryKind {
     pub fn as_str(self) -> &'static str {
         match self {
             Self::AtsUpdate => "ashby_update",
+            Self::AtsPatch => "greenhouse_patch",
             Self::VendorOrder => "vendor_order",
             Self::VendorCancel => "vendor_cancel",
             Self::AtsFile => "ashby_file",
@@ -170,6 +244,7 @@ impl DeliveryKind {
     pub fn parse(s: &str) -> Option<Self> {
         Some(match s {
             "ashby_update" => Self::AtsUpdate,
+            "greenhouse_patch" => Self::AtsPatch,
             "vendor_order" => Self::VendorOrder,
             "vendor_cancel" => Self::VendorCancel,
             "ashby_file" => Self::AtsFile,

@@ -23,7 +23,7 @@ impl super::Endpoint for Cancel {
 }
 
 pub async fn handle(app: &App, req: &Request) -> Result<Response<Body>, ApiError> {
-    let tenant = super::authenticate(app, req).await?;
+    let tenant = super::authenticate(app, req, crate::domain::Ats::Ashby).await?;
     let body: CancelRequest = super::parse_json(super::body_bytes(req)?)?;
     let id = AssessmentId::parse(&body.assessment_id)
         .map_err(|e| ApiError::bad_request(e.to_string()))?;

@@ -26,7 +26,7 @@ impl super::Endpoint for ListAssessments {
 pub const CUSTOM_FIELD_LIST_PATH: &str = "/assessment.customField.list";
 
 pub async fn handle(app: &App, req: &Request) -> Result<Response<Body>, ApiError> {
-    let tenant = super::authenticate(app, req).await?;
+    let tenant = super::authenticate(app, req, crate::domain::Ats::Ashby).await?;
     // The body is `{}` per the spec; anything is tolerated, but not an oversized one.
     super::body_bytes(req)?;
     let types = catalogue::assessment_types(app, &tenant).await?;

@@ -3,6 +3,7 @@
 //! Gateway would turn into a bare 502) and never panics on input.
 
 pub mod cancel;
+pub mod greenhouse;
 pub mod list_assessments;
 pub mod result_callback;
 pub mod start_assessment;
@@ -15,7 +16,7 @@ use secrecy::SecretString;
 use tracing::Instrument;
 
 use crate::app::App;
-use crate::domain::{Tenant, TokenHash};
+use crate::domain::{Ats, Tenant, TokenHash};
 use crate::error::ApiError;
 
 /// Largest body accepted from Ashby or a vendor. Real bodies are a few KiB.
@@ -26,6 +27,13 @@ pub const MAX_BODY_BYTES: usize = 256 * 1024;
 pub trait Endpoint {
     /// The `endpoint` field of its log lines.
     const NAME: &'static str;
+    /// The one method it answers; others get 405.
+    const METHOD: http::Method = http::Method::POST;
+    /// Whether it serves `path`, for a function that serves several routes ([`Routes`]); the
+    /// last endpoint of a function takes every path the others do not.
+    fn matches(_path: &str) -> bool {
+        true
+    }
     fn handle<'a>(
         app: &'a App,
         req: &'a Request,
@@ -39,6 +47,10 @@ pub enum Route {
     StartAssessment,
     Cancel,
     ResultCallback,
+    GreenhouseListTests,
+    GreenhouseSendTest,
+    GreenhouseTestStatus,
+    GreenhouseResponseError,
 }
 
 impl Route {
@@ -50,6 +62,10 @@ impl Route {
             }
             "/assessment.start" => Some(Self::StartAssessment),
             "/assessment.cancel" => Some(Self::Cancel),
+            greenhouse::LIST_TESTS => Some(Self::GreenhouseListTests),
+            greenhouse::SEND_TEST => Some(Self::GreenhouseSendTest),
+            greenhouse::TEST_STATUS => Some(Self::GreenhouseTestStatus),
+            greenhouse::RESPONSE_ERROR => Some(Self::GreenhouseResponseError),
             p if p.starts_with("/callbacks/") => Some(Self::ResultCallback),
             _ => None,
         }
@@ -62,6 +78,45 @@ impl Route {
             Self::StartAssessment => dispatch::<start_assessment::StartAssessment>(app, req).await,
             Self::Cancel => dispatch::<cancel::Cancel>(app, req).await,
             Self::ResultCallback => dispatch::<result_callback::ResultCallback>(app, req).await,
+            Self::GreenhouseListTests => dispatch::<greenhouse::ListTests>(app, req).await,
+            Self::GreenhouseSendTest => dispatch::<greenhouse::SendTest>(app, req).await,
+            Self::GreenhouseTestStatus => dispatch::<greenhouse::TestStatus>(app, req).await,
+            Self::GreenhouseResponseError => dispatch::<greenhouse::ResponseError>(app, req).await,
+        }
+    }
+}
+
+/// The endpoints one Lambda function serves, chosen by path in order (the last one takes the
+/// rest): `(E,)`, `(A, B)` or `(A, B, C)`. Generic, so that a binary links its own handlers only.
+pub trait Routes {
+    fn serve<'a>(app: &'a App, req: Request) -> impl Future<Output = Response<Body>> + Send + 'a;
+}
+
+impl<E: Endpoint + 'static> Routes for (E,) {
+    fn serve<'a>(app: &'a App, req: Request) -> impl Future<Output = Response<Body>> + Send + 'a {
+        dispatch::<E>(app, req)
+    }
+}
+
+impl<A: Endpoint + 'static, B: Endpoint + 'static> Routes for (A, B) {
+    async fn serve(app: &App, req: Request) -> Response<Body> {
+        if A::matches(req.uri().path()) {
+            dispatch::<A>(app, req).await
+        } else {
+            dispatch::<B>(app, req).await
+        }
+    }
+}
+
+impl<A: Endpoint + 'static, B: Endpoint + 'static, C: Endpoint + 'static> Routes for (A, B, C) {
+    async fn serve(app: &App, req: Request) -> Response<Body> {
+        let path = req.uri().path();
+        if A::matches(path) {
+            dispatch::<A>(app, req).await
+        } else if B::matches(path) {
+            dispatch::<B>(app, req).await
+        } else {
+            dispatch::<C>(app, req).await
         }
     }
 }
@@ -81,7 +136,7 @@ pub async fn dispatch<E: Endpoint>(app: &App, req: Request) -> Response<Body> {
     async move {
         let started = std::time::Instant::now();
         let (outcome, waited) = crate::waits::account(async {
-            if req.method() != http::Method::POST {
+            if req.method() != E::METHOD {
                 Err(ApiError::MethodNotAllowed)
             } else {
                 E::handle(app, &req).await
@@ -171,10 +226,11 @@ fn trigger_token(req: &Request) -> Option<SecretString> {
     (!token.is_empty() && token.len() <= MAX_TOKEN_LEN).then(|| SecretString::from(token))
 }
 
-/// The calling tenant, or 401 without saying which half of the check failed.
-pub(crate) async fn authenticate(app: &App, req: &Request) -> Result<Tenant, ApiError> {
+/// The calling tenant of `ats`, or 401 without saying which half of the check failed. A token of
+/// another ATS's tenant is refused like an unknown one: each ATS's routes take its tokens only.
+pub(crate) async fn authenticate(app: &App, req: &Request, ats: Ats) -> Result<Tenant, ApiError> {
     let token = trigger_token(req).ok_or(ApiError::Unauthorized)?;
-    crate::usecases::catalogue::tenant_for(app, &TokenHash::of(&token))
+    crate::usecases::catalogue::tenant_for(app, &TokenHash::of(&token), ats)
         .await?
         .ok_or(ApiError::Unauthorized)
 }

@@ -7,7 +7,7 @@ use lambda_http::{Body, Request, Response};
 
 use crate::app::App;
 use crate::ats::ashby::{StartRequest, StartResponse, StartResults, UpdateRequest};
-use crate::domain::{Candidate, Job, Order};
+use crate::domain::{Ats, Candidate, Job, Order};
 use crate::error::{ApiError, json_response};
 use crate::usecases::start::{Started, start};
 
@@ -24,7 +24,7 @@ impl super::Endpoint for StartAssessment {
 }
 
 pub async fn handle(app: &App, req: &Request) -> Result<Response<Body>, ApiError> {
-    let tenant = super::authenticate(app, req).await?;
+    let tenant = super::authenticate(app, req, Ats::Ashby).await?;
     let request: StartRequest = super::parse_json(super::body_bytes(req)?)?;
     request.validate()?;
     let base = callback_base(app, req)?;
@@ -39,7 +39,7 @@ pub async fn handle(app: &App, req: &Request) -> Result<Response<Body>, ApiError
                 },
             },
         )),
-        Started::Refused(message) => Err(ApiError::Unprocessable {
+        Started::Refused { message, .. } => Err(ApiError::Unprocessable {
             code: "vendor_rejected",
             message,
         }),
@@ -72,26 +72,29 @@ pub async fn handle(app: &App, req: &Request) -> Result<Response<Body>, ApiError
 /// Ashby's request in the hub's terms.
 fn order(r: StartRequest) -> Order {
     Order {
+        ats: Ats::Ashby,
         assessment_type_id: r.assessment_type_id,
-        candidate_id: r.candidate.ashby_id,
+        candidate_id: Some(r.candidate.ashby_id),
         candidate: Candidate {
             first_name: r.candidate.first_name,
             last_name: r.candidate.last_name,
             email: r.candidate.email,
         },
-        application_id: r.application.ashby_id,
-        job: Job {
+        start_key: r.application.ashby_id.clone(),
+        application_id: Some(r.application.ashby_id),
+        job: Some(Job {
             id: r.job.ashby_id,
             name: r.job.name,
             req_id: r.job.req_id,
-        },
+        }),
+        ats_url: None,
         additional_fields: r.additional_fields.unwrap_or_default(),
     }
 }
 
 /// Where vendors post results (under `/callbacks/`): the configured public URL, else the host this
 /// request came in on (API Gateway's domain or the custom domain in front of it).
-fn callback_base(app: &App, req: &Request) -> Result<String, ApiError> {
+pub(crate) fn callback_base(app: &App, req: &Request) -> Result<String, ApiError> {
     let base = match &app.config.public_url {
         Some(u) => u.as_str().trim_end_matches('/').to_owned(),
         None => {

@@ -69,7 +69,8 @@ pub trait SecretAdmin: SecretSource {
     async fn put(&self, name: &str, value: &SecretString) -> Result<(), SecretError>;
 }
 
-/// How secrets are named: `<prefix>tenants/<id>/ashby-api-key`, `<prefix>vendors/<id>/signing-secret`.
+/// How secrets are named: `<prefix>tenants/<id>/ashby-api-key`,
+/// `<prefix>tenants/<id>/greenhouse-partner-key`, `<prefix>vendors/<id>/signing-secret`.
 /// IAM grants the functions `GetSecretValue` on `<prefix>*` only.
 #[derive(Clone, Debug)]
 pub struct SecretNames {
@@ -84,6 +85,11 @@ impl SecretNames {
     }
     pub fn ashby_api_key(&self, tenant: &TenantId) -> String {
         format!("{}tenants/{tenant}/ashby-api-key", self.prefix)
+    }
+    /// A Greenhouse tenant's partner key, which the hub sends back on its `PATCH`es (the
+    /// registry holds its hash only).
+    pub fn greenhouse_partner_key(&self, tenant: &TenantId) -> String {
+        format!("{}tenants/{tenant}/greenhouse-partner-key", self.prefix)
     }
     pub fn signing_secret(&self, vendor: &VendorId) -> String {
         format!("{}vendors/{vendor}/signing-secret", self.prefix)

@@ -111,7 +111,7 @@ impl Assessments for MemoryStore {
             .start_keys
             .get(&new.start_key)
             .and_then(|id| s.assessments.get(id))
-            .filter(|a| !a.status.is_terminal());
+            .filter(|a| new.keep_finished || !a.status.is_terminal());
         if let Some(a) = live {
             return Ok(CreateOutcome::Existing(Box::new(a.clone())));
         }
@@ -170,6 +170,13 @@ impl Assessments for MemoryStore {
             }
             if let Some(ts) = c.update_ms {
                 a.last_update_ms = ts;
+            }
+            if c.summary.is_some() {
+                a.summary = c.summary.clone();
+            }
+            if c.ats_error.is_some() {
+                a.ats_errors += 1;
+                a.last_ats_error = c.ats_error.clone();
             }
             let first = a.update_seq + 1;
             a.update_seq += c.deliveries.len() as u64;
@@ -329,6 +336,7 @@ impl RegistryAdmin for MemoryStore {
         let mut next = stored.clone();
         change(&mut next);
         next.id = id.clone();
+        next.ats = stored.ats;
         *stored = next.clone();
         Ok(Some(next))
     }

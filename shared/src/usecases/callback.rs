@@ -44,7 +44,8 @@ fn file_deliveries(
     let Some(candidate_id) = &a.candidate_id else {
         tracing::warn!(
             files = attachments.len(),
-            "the assessment predates candidate ids: its report files cannot be uploaded"
+            "no ATS candidate id (an ATS that takes no files, or an assessment recorded before \
+             the hub kept it): its report files are not uploaded"
         );
         return Ok(vec![]);
     };

@@ -4,12 +4,16 @@
 use std::collections::HashMap;
 
 use crate::app::App;
-use crate::domain::{Package, PackageRef, Tenant, TokenHash};
+use crate::domain::{Ats, Package, PackageRef, Tenant, TokenHash};
 use crate::ports::StoreResult;
 
-/// The enabled tenant whose trigger token hashes to `token`.
-pub async fn tenant_for(app: &App, token: &TokenHash) -> StoreResult<Option<Tenant>> {
-    let tenant = app.store.tenant_by_token(token).await?;
+/// The enabled tenant of `ats` whose trigger token hashes to `token`.
+pub async fn tenant_for(app: &App, token: &TokenHash, ats: Ats) -> StoreResult<Option<Tenant>> {
+    let tenant = app
+        .store
+        .tenant_by_token(token)
+        .await?
+        .filter(|t| t.ats == ats);
     if let Some(t) = &tenant {
         tracing::Span::current().record("tenant", t.id.as_str());
     }

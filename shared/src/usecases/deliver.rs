@@ -39,7 +39,7 @@ pub enum Lane {
 impl Lane {
     pub fn of(kind: DeliveryKind) -> Self {
         match kind {
-            DeliveryKind::AtsUpdate => Self::Ats,
+            DeliveryKind::AtsUpdate | DeliveryKind::AtsPatch => Self::Ats,
             DeliveryKind::AtsFile => Self::Files,
             DeliveryKind::VendorOrder | DeliveryKind::VendorCancel => Self::Vendor,
         }
@@ -186,6 +186,11 @@ pub async fn attempt(
             names::ASHBY_DELIVERIES_RETRIED,
             names::ASHBY_DELIVERIES_DEAD,
         ]),
+        DeliveryKind::AtsPatch => Some([
+            names::GREENHOUSE_PATCHES_SUCCEEDED,
+            names::GREENHOUSE_PATCHES_RETRIED,
+            names::GREENHOUSE_PATCHES_DEAD,
+        ]),
         DeliveryKind::AtsFile => Some([
             names::ASHBY_FILES_UPLOADED,
             names::ASHBY_FILES_RETRIED,
@@ -259,26 +264,39 @@ async fn send_to_ats(app: &App, a: &Assessment, d: &Delivery) -> StoreResult<Att
         ));
     };
     let started = std::time::Instant::now();
-    let result = app.ats.send(&tenant, &d.body).await;
+    let (result, target, no_key) = match d.kind {
+        DeliveryKind::AtsPatch => (
+            app.greenhouse.patch(&tenant, &d.body).await,
+            Target::Greenhouse,
+            "no Greenhouse partner key is stored for this tenant",
+        ),
+        _ => (
+            app.ats.send(&tenant, &d.body).await,
+            Target::Ashby,
+            "no Ashby API key is stored for this tenant",
+        ),
+    };
     app.metrics
-        .latency_ms(Target::Ashby, started.elapsed().as_secs_f64() * 1e3);
+        .latency_ms(target, started.elapsed().as_secs_f64() * 1e3);
     Ok(match result {
         Ok(()) => {
             app.store.delivery_succeeded(a.id, d.seq).await?;
-            tracing::info!(seq = d.seq, "update delivered to the ATS");
+            tracing::info!(
+                seq = d.seq,
+                kind = d.kind.as_str(),
+                "update delivered to the ATS"
+            );
             Attempt::Delivered
         }
-        Err(e) => ats_failure(app, d, e),
+        Err(e) => ats_failure(app, d, e, no_key),
     })
 }
 
-/// What the ATS's refusal of a delivery makes of it.
-fn ats_failure(app: &App, d: &Delivery, e: AtsError) -> Attempt {
+/// What the ATS's refusal of a delivery makes of it; `no_key` says which key is missing.
+fn ats_failure(app: &App, d: &Delivery, e: AtsError, no_key: &str) -> Attempt {
     let now = app.clock.now();
     match e {
-        AtsError::NoCredentials => {
-            Attempt::parked("no Ashby API key is stored for this tenant".into())
-        }
+        AtsError::NoCredentials => Attempt::parked(no_key.into()),
         AtsError::Unauthorized(why) => Attempt::parked(why),
         // Throttling of the partner across customers: back off harder, and stop the run.
         AtsError::RateLimited {
@@ -340,7 +358,7 @@ async fn send_file(app: &App, a: &Assessment, d: &Delivery) -> StoreResult<Attem
             tracing::info!(seq = d.seq, "report file put on the candidate in the ATS");
             Attempt::Delivered
         }
-        Err(e) => ats_failure(app, d, e),
+        Err(e) => ats_failure(app, d, e, "no Ashby API key is stored for this tenant"),
     })
 }
 

@@ -9,18 +9,20 @@
 //! - `order`: the vendor's answer to an order settles it, or the hub gives up on it.
 //! - `deliver`: the delivery queue's transport, which asks `order` for the state change.
 //! - `catalogue`: the tenant's enabled assessment types, and who is calling.
+//! - `pull`: what an ATS that pulls results reads, and its reports of unusable replies.
 
 pub mod callback;
 pub mod cancel;
 pub mod catalogue;
 pub mod deliver;
 pub mod order;
+pub mod pull;
 pub mod start;
 
 use crate::app::App;
 use crate::clock::Timestamp;
 use crate::domain::{
-    Assessment, AssessmentId, DeliveryKind, NewDelivery, Notice, Status, Transition,
+    Assessment, AssessmentId, Ats, DeliveryKind, NewDelivery, Notice, Status, Transition,
 };
 use crate::ports::{Change, ChangeOutcome, ChangeWrite, StoreError, StoreResult, WebhookMarker};
 use crate::retry::CONFLICT;
@@ -130,10 +132,40 @@ fn change(
     let now = app.clock.now();
     let mut deliveries = vendor_messages;
     let mut update_ms = None;
-    if let Some(notice) = &t.notice {
-        let at = now.max(a.last_update_ms.next());
-        deliveries.push(notice_delivery(app, a.id, at, notice, now)?);
-        update_ms = Some(at);
+    // A move to a final state leaves what an ATS that pulls results reads (the move happens once:
+    // final states are final).
+    let summary = if a.status.is_terminal() {
+        None
+    } else {
+        crate::domain::summary(t)
+    };
+    match a.ats {
+        Ats::Ashby => {
+            if let Some(notice) = &t.notice {
+                let at = now.max(a.last_update_ms.next());
+                deliveries.push(notice_delivery(app, a.id, at, notice, now)?);
+                update_ms = Some(at);
+            }
+        }
+        // Greenhouse shows no progress: it is told once, of the final state, and reads it by
+        // `test_status`. Not of a cancel it asked for (it has none) or of a refusal at start
+        // either way: a refusal is a final state it must read.
+        Ats::Greenhouse => {
+            if summary.is_some()
+                && let Some(url) = &a.ats_url
+            {
+                deliveries.push(NewDelivery {
+                    kind: DeliveryKind::AtsPatch,
+                    body: serde_json::to_string(&crate::ats::greenhouse::PatchBody {
+                        url: url.clone(),
+                    })
+                    .map_err(|e| StoreError::Corrupt(format!("serialising a PATCH: {e}")))?,
+                    next_attempt_ms: now,
+                    leased_until_ms: Timestamp::EPOCH,
+                    expires_at_s: None,
+                });
+            }
+        }
     }
     Ok(Change {
         expected_version: a.version,
@@ -145,6 +177,8 @@ fn change(
         now_ms: now,
         deliveries,
         update_ms,
+        summary,
+        ats_error: None,
     })
 }
 
@@ -256,19 +290,22 @@ mod tests {
 
     fn order(package: &PackageRef) -> Order {
         Order {
+            ats: crate::domain::Ats::Ashby,
             assessment_type_id: package.type_id(),
             candidate: Candidate {
                 first_name: "Ada".into(),
                 last_name: "Lovelace".into(),
                 email: "ada@example.com".into(),
             },
-            application_id: "app-1".into(),
-            job: Job {
+            start_key: "app-1".into(),
+            application_id: Some("app-1".into()),
+            job: Some(Job {
                 id: "job-1".into(),
                 name: "Engineer".into(),
                 req_id: None,
-            },
-            candidate_id: "cand-1".into(),
+            }),
+            ats_url: None,
+            candidate_id: Some("cand-1".into()),
             additional_fields: Default::default(),
         }
     }
@@ -281,6 +318,7 @@ mod tests {
         let tenant = Tenant {
             id: TenantId::parse("globex").expect("id"),
             name: "Globex".into(),
+            ats: crate::domain::Ats::Ashby,
             ashby_base_url: url::Url::parse("https://api.ashbyhq.com").expect("url"),
             packages: vec![package.clone()],
             disabled: false,

@@ -15,7 +15,7 @@ use super::order::Announce;
 use crate::app::App;
 use crate::clock::Timestamp;
 use crate::domain::{
-    Assessment, AssessmentId, Delivery, DeliveryKind, DeliveryState, NewDelivery, Order,
+    Assessment, AssessmentId, Ats, Delivery, DeliveryKind, DeliveryState, NewDelivery, Order,
     PackageRef, Status, Tenant, Vendor, current_label, labels, options,
 };
 use crate::metrics::names;
@@ -38,8 +38,9 @@ pub enum Started {
         label: String,
         at: Timestamp,
     },
-    /// The vendor refused the order; its words, for the recruiter.
-    Refused(String),
+    /// The vendor refused the order; its words, for the recruiter, and the assessment's id (an
+    /// ATS that cannot show the words at once reads them later by id).
+    Refused { id: AssessmentId, message: String },
     /// The package options the recruiter gave do not fit the package: what to fix, in words.
     InvalidOptions(String),
     /// The assessment type is not enabled for this tenant, or its vendor no longer offers it.
@@ -85,8 +86,8 @@ pub async fn start(
             vendor_id: vendor.id.clone(),
             package_id: package.package.clone(),
             assessment_type_id: order.assessment_type_id,
-            application_id: order.application_id.clone(),
-            candidate_id: Some(order.candidate_id.clone()),
+            application_id: order.start_key.clone(),
+            candidate_id: order.candidate_id.clone(),
             status: Status::Ordering,
             status_label: None,
             vendor_reference: None,
@@ -96,12 +97,20 @@ pub async fn start(
             last_update_ms: now,
             update_seq: 0,
             version: 1,
+            ats: order.ats,
+            ats_url: order.ats_url.clone(),
+            summary: None,
+            ats_errors: 0,
+            last_ats_error: None,
         },
         start_key: StartKey {
             tenant_id: tenant.id.clone(),
-            application_id: order.application_id.clone(),
+            application_id: order.start_key.clone(),
             assessment_type_id: order.assessment_type_id,
         },
+        // Greenhouse's `url` names one test instance forever: a repeat of it, even after the
+        // assessment ended, is the same assessment.
+        keep_finished: order.ats == Ats::Greenhouse,
         order: NewDelivery {
             kind: DeliveryKind::VendorOrder,
             body: body.clone(),
@@ -215,7 +224,10 @@ async fn order_now(
                 a.status = Status::Ordered;
                 standing(&a)
             }
-            Attempt::Rejected(message) => Started::Refused(message),
+            Attempt::Rejected(message) => Started::Refused {
+                id: assessment.id,
+                message,
+            },
             Attempt::Failed {
                 retry: Retry::At(_),
                 ..
@@ -234,11 +246,13 @@ async fn order_now(
 /// Where an assessment stands, as a start answers it.
 fn standing(a: &Assessment) -> Started {
     match a.status {
-        Status::Rejected => Started::Refused(
-            a.rejection_message
+        Status::Rejected => Started::Refused {
+            id: a.id,
+            message: a
+                .rejection_message
                 .clone()
                 .unwrap_or_else(|| labels::NOT_ACCEPTED_REASON.into()),
-        ),
+        },
         status => Started::Live {
             id: a.id,
             label: current_label(status, a.status_label.as_deref()).to_owned(),

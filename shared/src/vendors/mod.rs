@@ -116,12 +116,13 @@ impl VendorGateway for SignedProtocol {
                 last_name: order.candidate.last_name.clone(),
                 email: order.candidate.email.clone(),
             },
+            ats: order.ats,
             application_id: order.application_id.clone(),
-            job: OrderJob {
-                id: order.job.id.clone(),
-                name: order.job.name.clone(),
-                req_id: order.job.req_id.clone(),
-            },
+            job: order.job.as_ref().map(|j| OrderJob {
+                id: j.id.clone(),
+                name: j.name.clone(),
+                req_id: j.req_id.clone(),
+            }),
             options: options.clone(),
             callback_url: callback_url.to_owned(),
         })

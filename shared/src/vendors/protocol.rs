@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::domain::{AssessmentId, Candidate, OptionValues, PackageId};
+use crate::domain::{AssessmentId, Ats, Candidate, OptionValues, PackageId};
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct OrderJob {
@@ -21,8 +21,13 @@ pub struct OrderRequest {
     pub assessment_id: AssessmentId,
     pub package_id: PackageId,
     pub candidate: Candidate,
-    pub application_id: String,
-    pub job: OrderJob,
+    /// The ATS the order came from (`"ashby"` or `"greenhouse"`): the protocol is the same for
+    /// every ATS, but what the recruiter sees of a result differs.
+    pub ats: Ats,
+    /// The ATS's application id; `null` when the ATS gave none.
+    pub application_id: Option<String>,
+    /// `null` when the ATS names no job (Greenhouse).
+    pub job: Option<OrderJob>,
     /// The package options the recruiter gave, keyed by the option ids the vendor declared;
     /// absent when none were given.
     #[serde(default, skip_serializing_if = "OptionValues::is_empty")]

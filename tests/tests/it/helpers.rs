@@ -12,7 +12,7 @@ use hub::secrets::{SecretAdmin, SecretsManagerSource};
 use hub::store::DynamoDbStore;
 use hub_local::openapi::OpenApi;
 use hub_local::server::RunningHub;
-use hub_tests::fakes::{FakeAshby, FakeVendor, ashby_openapi};
+use hub_tests::fakes::{FakeAshby, FakeGreenhouse, FakeVendor, ashby_openapi, greenhouse_schemas};
 use hub_tests::lambda::{FunctionSpec, LambdaHost};
 use secrecy::SecretString;
 use serde_json::{Value, json};
@@ -22,6 +22,17 @@ pub const RIVAL_SECRET: &str = "whsec_QUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQU
 pub const CANDIDATE_EMAIL: &str = "ada.lovelace@candidate.example";
 pub const CANDIDATE_FIRST: &str = "Adaxyz";
 pub const CANDIDATE_LAST: &str = "Lovelacexyz";
+
+/// The fake parties of a fixture: Acme, Rival, Globex's and Initech's Ashby, Hooli's Greenhouse
+/// and its partner key.
+type Parties = (
+    Arc<FakeVendor>,
+    Arc<FakeVendor>,
+    Arc<FakeAshby>,
+    Arc<FakeAshby>,
+    Arc<FakeGreenhouse>,
+    String,
+);
 
 pub enum Host {
     Local(RunningHub),
@@ -41,6 +52,10 @@ pub struct Fixture {
     pub rival: Arc<FakeVendor>,
     pub ashby: Arc<FakeAshby>,
     pub other_ashby: Arc<FakeAshby>,
+    /// Hooli: a Greenhouse tenant with the same packages; its partner key.
+    pub gh_key: String,
+    pub greenhouse: Arc<FakeGreenhouse>,
+    pub gh_schemas: hub_local::greenhouse_schemas::GreenhouseSchemas,
     pub type_id: String,
     pub disabled_type_id: String,
     pub rival_type_id: String,
@@ -77,6 +92,7 @@ fn registry(
     rival: &FakeVendor,
     ashby: &FakeAshby,
     other: &FakeAshby,
+    gh_key: &str,
 ) -> Registry {
     let acme = Vendor {
         id: VendorId::parse("acme").unwrap(),
@@ -106,6 +122,7 @@ fn registry(
     let tenant = |id: &str, ashby: &FakeAshby| Tenant {
         id: TenantId::parse(id).unwrap(),
         name: id.to_uppercase(),
+        ats: hub::domain::Ats::Ashby,
         ashby_base_url: ashby.base_url.parse().unwrap(),
         packages: vec![
             pref("acme/criminal-basic"),
@@ -127,8 +144,22 @@ fn registry(
                 format!("initech-token-{}", uuid::Uuid::new_v4()),
                 "initech-ashby-key".into(),
             ),
+            (
+                Tenant {
+                    ats: hub::domain::Ats::Greenhouse,
+                    ashby_base_url: "https://api.ashbyhq.com".parse().unwrap(),
+                    ..tenant("hooli", other)
+                },
+                gh_key.to_owned(),
+                String::new(),
+            ),
         ],
     }
+}
+
+/// The Greenhouse tenant's partner key (unique per fixture; the fake Greenhouse checks it).
+fn new_gh_key() -> String {
+    format!("hooli-gh-{}", uuid::Uuid::new_v4().simple())
 }
 
 /// Short vendor timeouts so failure tests take seconds, not minutes.
@@ -151,32 +182,20 @@ pub fn fast_env() -> Vec<(String, String)> {
 }
 
 impl Fixture {
-    async fn parties() -> (
-        Arc<FakeVendor>,
-        Arc<FakeVendor>,
-        Arc<FakeAshby>,
-        Arc<FakeAshby>,
-    ) {
+    async fn parties() -> Parties {
+        let gh_key = new_gh_key();
         (
             FakeVendor::start(VENDOR_SECRET).await,
             FakeVendor::start(RIVAL_SECRET).await,
             FakeAshby::start("globex-ashby-key").await,
             FakeAshby::start("initech-ashby-key").await,
+            FakeGreenhouse::start(&gh_key).await,
+            gh_key,
         )
     }
 
-    fn assemble(
-        base_url: String,
-        host: Host,
-        reg: &Registry,
-        parties: (
-            Arc<FakeVendor>,
-            Arc<FakeVendor>,
-            Arc<FakeAshby>,
-            Arc<FakeAshby>,
-        ),
-    ) -> Self {
-        let (vendor, rival, ashby, other_ashby) = parties;
+    fn assemble(base_url: String, host: Host, reg: &Registry, parties: Parties) -> Self {
+        let (vendor, rival, ashby, other_ashby, greenhouse, gh_key) = parties;
         Self {
             base_url,
             host,
@@ -186,6 +205,9 @@ impl Fixture {
             rival,
             ashby,
             other_ashby,
+            gh_key,
+            greenhouse,
+            gh_schemas: greenhouse_schemas(),
             type_id: pref("acme/criminal-basic").type_id().to_string(),
             disabled_type_id: pref("acme/premium").type_id().to_string(),
             rival_type_id: pref("rival/coding").type_id().to_string(),
@@ -205,7 +227,7 @@ impl Fixture {
     /// The local hub with its own delivery schedule running every `interval`.
     pub async fn local_with_retry_interval(interval: Duration) -> Self {
         let parties = Self::parties().await;
-        let reg = registry(&parties.0, &parties.1, &parties.2, &parties.3);
+        let reg = registry(&parties.0, &parties.1, &parties.2, &parties.3, &parties.5);
         let dir = std::env::temp_dir().join(format!("hub-test-{}", uuid::Uuid::new_v4()));
         std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join("hub.toml");
@@ -245,7 +267,7 @@ impl Fixture {
         per_function: impl Fn(&str) -> Vec<(String, String)>,
     ) -> Self {
         let parties = Self::parties().await;
-        let reg = registry(&parties.0, &parties.1, &parties.2, &parties.3);
+        let reg = registry(&parties.0, &parties.1, &parties.2, &parties.3, &parties.5);
         let sdk = hub_tests::aws::sdk_config().await;
         let (ddb, table) = hub_tests::aws::fresh_table().await;
         let prefix = format!("test-{}/", uuid::Uuid::new_v4());
@@ -279,12 +301,20 @@ impl Fixture {
         let specs = vec![
             FunctionSpec {
                 binary: "list-assessments",
-                routes: |p| p == "/assessment.list" || p == "/assessment.customField.list",
+                routes: |p| {
+                    matches!(
+                        p,
+                        "/assessment.list"
+                            | "/assessment.customField.list"
+                            | "/greenhouse/list_tests"
+                            | "/greenhouse/test_status"
+                    )
+                },
                 instances: 1,
             },
             FunctionSpec {
                 binary: "start-assessment",
-                routes: |p| p == "/assessment.start",
+                routes: |p| matches!(p, "/assessment.start" | "/greenhouse/send_test"),
                 instances: start_instances,
             },
             FunctionSpec {
@@ -294,7 +324,7 @@ impl Fixture {
             },
             FunctionSpec {
                 binary: "result-callback",
-                routes: |p| p.starts_with("/callbacks/"),
+                routes: |p| p.starts_with("/callbacks/") || p == "/greenhouse/response_error",
                 instances: 1,
             },
             FunctionSpec {
@@ -485,6 +515,44 @@ impl Fixture {
         self.url(&format!("/callbacks/{vendor}"))
     }
 
+    /// GETs `path_and_query` with `key` as the Basic username, as Greenhouse does.
+    pub async fn gh_get(&self, path_and_query: &str, key: &str) -> (u16, Value) {
+        let resp = self
+            .http
+            .get(self.url(path_and_query))
+            .basic_auth(key, Some(""))
+            .send()
+            .await
+            .unwrap();
+        let status = resp.status().as_u16();
+        let text = resp.text().await.unwrap();
+        let json = serde_json::from_str(&text).unwrap_or_else(|_| {
+            panic!("{path_and_query} answered {status} with a non-JSON body: {text:?}")
+        });
+        (status, json)
+    }
+
+    /// A `send_test` body as Greenhouse sends it, for the test at `url`.
+    pub fn send_test_body(&self, partner_test_id: &str, url: &str) -> Value {
+        json!({
+            "partner_test_id": partner_test_id,
+            "candidate": {"first_name": CANDIDATE_FIRST, "last_name": CANDIDATE_LAST,
+                          "preferred_name": null, "resume_url": null, "phone_number": null,
+                          "email": CANDIDATE_EMAIL,
+                          "greenhouse_profile_url": "https://app.greenhouse.io/people/17681532?application_id=26234709"},
+            "sent_by": "recruiter@customer.example",
+            "url": url,
+            "a_property_greenhouse_added_later": {"ignored": true}
+        })
+    }
+
+    /// Checks `body` against Greenhouse's `schemas.json` `$defs/<name>`.
+    pub fn assert_gh_valid(&self, name: &str, body: &Value) {
+        if let Err(e) = self.gh_schemas.check(name, body) {
+            panic!("Greenhouse {name} violated: {e:?}\n{body:#}");
+        }
+    }
+
     pub fn assert_valid(&self, schema: &str, body: &Value) {
         if let Err(e) = self.api.check(schema, body) {
             panic!("{schema} violated: {e:?}\n{body:#}");
@@ -511,11 +579,12 @@ async fn seed(
             .put_tenant(t, &TokenHash::of(&SecretString::from(token.clone())))
             .await
             .unwrap();
+        let (name, value) = match t.ats {
+            hub::domain::Ats::Ashby => (names.ashby_api_key(&t.id), key),
+            hub::domain::Ats::Greenhouse => (names.greenhouse_partner_key(&t.id), token),
+        };
         secrets
-            .put(
-                &names.ashby_api_key(&t.id),
-                &SecretString::from(key.clone()),
-            )
+            .put(&name, &SecretString::from(value.clone()))
             .await
             .unwrap();
     }
@@ -541,6 +610,13 @@ fn to_toml(reg: &Registry) -> String {
     }
     for (t, token, key) in &reg.tenants {
         let pkgs: Vec<String> = t.packages.iter().map(|p| format!("\"{p}\"")).collect();
+        if t.ats == hub::domain::Ats::Greenhouse {
+            out.push_str(&format!(
+                "[[tenants]]\nid = \"{}\"\nname = \"{}\"\nats = \"greenhouse\"\ntrigger_token = \"{}\"\npackages = [{}]\n",
+                t.id, t.name, token, pkgs.join(", ")
+            ));
+            continue;
+        }
         out.push_str(&format!(
             "[[tenants]]\nid = \"{}\"\nname = \"{}\"\ntrigger_token = \"{}\"\nashby_api_key = \"{}\"\nashby_base_url = \"{}\"\npackages = [{}]\n",
             t.id, t.name, token, key, t.ashby_base_url, pkgs.join(", ")

@@ -780,6 +780,11 @@ async fn a_vendor_s_rejection_text_is_shown_only_with_reveal_pii() {
             update_seq: 0,
             version: 1,
             candidate_id: None,
+            ats: hub::domain::Ats::Ashby,
+            ats_url: None,
+            summary: None,
+            ats_errors: 0,
+            last_ats_error: None,
         },
         start_key: StartKey {
             tenant_id: tenant,
@@ -793,6 +798,7 @@ async fn a_vendor_s_rejection_text_is_shown_only_with_reveal_pii() {
             leased_until_ms: hub::clock::Timestamp::EPOCH,
             expires_at_s: None,
         },
+        keep_finished: false,
     };
     assert_eq!(
         d.store.create_assessment(&new).await.unwrap(),
@@ -827,6 +833,8 @@ async fn a_vendor_s_rejection_text_is_shown_only_with_reveal_pii() {
                 expires_at_s: None,
             }],
             update_ms: Some(later),
+            summary: None,
+            ats_error: None,
         }),
         settle: Some(1),
     };
@@ -976,4 +984,113 @@ async fn package_options_are_added_and_replaced_from_a_json_file_and_bad_ones_re
         .await;
     assert_ne!(run.code, 0, "{run:?}");
     assert!(run.stderr.contains("no package nope"), "{run:?}");
+}
+
+#[tokio::test]
+async fn a_greenhouse_tenant_gets_a_partner_key_the_four_urls_and_no_ashby_key() {
+    let d = Deployment::new().await;
+    d.add_acme().await;
+    let run = d
+        .hubctl(&[
+            "tenant",
+            "create",
+            "--id",
+            "initech",
+            "--name",
+            "Initech",
+            "--ats",
+            "greenhouse",
+            "--package",
+            "acme/criminal-basic",
+            "--base-url",
+            "https://hub.example.com",
+            "--json",
+        ])
+        .await
+        .ok();
+    let doc = run.json();
+    let key = doc["partner_key"].as_str().unwrap().to_owned();
+    assert!(
+        key.len() < 171,
+        "Greenhouse takes keys under 171 characters"
+    );
+    assert_eq!(doc["tenant"]["ats"], "greenhouse");
+    assert_eq!(
+        doc["urls"][1],
+        "https://hub.example.com/greenhouse/send_test"
+    );
+    let t = d
+        .store
+        .tenant_by_token(&hash(&key))
+        .await
+        .unwrap()
+        .expect("the printed key authenticates");
+    assert_eq!(t.ats, hub::domain::Ats::Greenhouse);
+    // The hub PATCHes Greenhouse with the key: the functions read it from Secrets Manager.
+    assert_eq!(
+        d.secret(&d.names.greenhouse_partner_key(&t.id)).await,
+        vec![key.clone()]
+    );
+    assert!(
+        !d.table_dump().await.contains(&key),
+        "only the hash in the table"
+    );
+
+    // Human output: the Greenhouse steps, not Ashby's.
+    let run = d
+        .hubctl(&[
+            "tenant",
+            "create",
+            "--id",
+            "hooli",
+            "--name",
+            "Hooli",
+            "--ats",
+            "greenhouse",
+            "--base-url",
+            "https://hub.example.com",
+        ])
+        .await
+        .ok();
+    for words in [
+        "https://hub.example.com/greenhouse/list_tests",
+        "https://hub.example.com/greenhouse/response_error",
+        "Dev",
+    ] {
+        assert!(run.stdout.contains(words), "{words}: {}", run.stdout);
+    }
+    assert!(!run.stdout.contains("set-ashby-key"), "{}", run.stdout);
+    let listed = d.hubctl(&["tenant", "list", "--json"]).await.ok().json();
+    let initech = listed["tenants"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["id"] == "initech")
+        .unwrap()
+        .clone();
+    assert_eq!(initech["ats"], "greenhouse");
+    assert_eq!(initech["greenhouse_partner_key"]["set"], true, "{initech}");
+    assert!(initech.get("ashby_api_key").is_none(), "{initech}");
+    assert!(
+        !listed.to_string().contains(&key),
+        "a listing never prints the key"
+    );
+
+    // A rotated key is the one the PATCHes carry from now on.
+    let rotated = d
+        .hubctl(&["tenant", "rotate-token", "--id", "initech", "--json"])
+        .await
+        .ok();
+    let new_key = rotated.json()["trigger_token"].as_str().unwrap().to_owned();
+    let stored = d.secret(&d.names.greenhouse_partner_key(&t.id)).await;
+    assert_eq!(stored[0], new_key);
+
+    d.hubctl_with_stdin(&["tenant", "set-ashby-key", "--id", "initech"], "k")
+        .await
+        .fails(2, "Greenhouse tenant");
+    d.hubctl(&[
+        "tenant", "create", "--id", "x1", "--name", "X", "--ats", "workday",
+    ])
+    .await
+    .fails(2, "ashby or greenhouse");
 }

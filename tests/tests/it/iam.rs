@@ -269,6 +269,10 @@ async fn each_function_is_granted_exactly_the_aws_actions_its_code_calls() {
     sc::an_ashby_outage_loses_and_doubles_nothing(&f).await;
     sc::a_refused_ashby_key_parks_deliveries_until_they_are_redelivered(&f).await;
     sc::a_cancel_during_a_vendor_outage_reaches_the_vendor_later(&f).await;
+    // Greenhouse's routes run on the same functions: their calls must be granted too, and
+    // nothing more.
+    crate::greenhouse::a_greenhouse_test_runs_from_list_to_complete_with_one_patch(&f).await;
+    crate::greenhouse::a_response_error_is_recorded_against_its_test(&f).await;
     f.stop().await;
 
     let mut problems = Vec::new();
@@ -419,6 +423,8 @@ fn alarms_on_hub_metrics_read_names_the_code_emits_without_dimensions() {
             "AshbyDeliveriesRetried",
             "AshbyFilesDead",
             "AshbyVersionNotActive",
+            "GreenhousePatchesDead",
+            "GreenhouseResponseErrors",
             "OldestPendingDeliveryAgeSeconds"
         ]
     );

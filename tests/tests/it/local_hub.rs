@@ -364,3 +364,78 @@ fn the_local_hubs_copy_of_the_ashby_spec_matches_the_ground_truth() {
         "infra/hub-local/ashby-openapi.json drifted from ../shared: copy it again"
     );
 }
+
+#[test]
+fn the_local_hubs_copy_of_the_greenhouse_schemas_matches_the_ground_truth() {
+    let truth = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../shared/greenhouse/schemas.json"),
+    )
+    .unwrap();
+    assert_eq!(
+        hub_local::greenhouse_schemas::EMBEDDED_SCHEMAS,
+        truth,
+        "infra/hub-local/greenhouse-schemas.json drifted from ../shared: copy it again"
+    );
+}
+
+/// The demo's Greenhouse tenant: the stand-in sends `send_test`, the sandbox vendor completes
+/// the check, the hub PATCHes the stand-in, which reads a `complete` test_status (each body
+/// checked against schemas.json by the stand-in, which refuses what does not conform).
+#[tokio::test]
+async fn the_demo_hub_runs_a_greenhouse_test_through_its_stand_in() {
+    let hub = hub_local::server::start(hub_local::server::Options {
+        port: 0,
+        sandbox_delay: Duration::from_millis(100),
+        quiet: true,
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let base = hub.base_url.as_str().trim_end_matches('/').to_owned();
+    let key = hub.demo_greenhouse_key.clone().unwrap();
+    let http = reqwest::Client::new();
+    let resp = http
+        .post(format!("{base}/greenhouse-standin/send_test"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 200);
+    let sent: serde_json::Value = resp.json().await.unwrap();
+    let id = sent["partner_interview_id"].as_str().unwrap().to_owned();
+    let standin = hub.greenhouse.clone().unwrap();
+    let status = eventually(
+        "the stand-in to read a complete test",
+        Duration::from_secs(15),
+        || {
+            standin
+                .statuses()
+                .into_iter()
+                .find(|s| s["partner_status"] == "complete")
+        },
+    )
+    .await;
+    assert!(status["partner_profile_url"].as_str().is_some(), "{status}");
+    // Greenhouse's own key works on the hub; the Ashby demo token does not.
+    let (ok, refused) = (
+        http.get(format!(
+            "{base}/greenhouse/test_status?partner_interview_id={id}"
+        ))
+        .basic_auth(&key, Some(""))
+        .send()
+        .await
+        .unwrap(),
+        http.get(format!(
+            "{base}/greenhouse/test_status?partner_interview_id={id}"
+        ))
+        .basic_auth(hub.demo_token.clone().unwrap(), Some(""))
+        .send()
+        .await
+        .unwrap(),
+    );
+    assert_eq!(
+        (ok.status().as_u16(), refused.status().as_u16()),
+        (200, 401)
+    );
+    hub.stop().await;
+}

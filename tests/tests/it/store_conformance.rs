@@ -127,6 +127,10 @@ conformance!(
     parked_and_dead_deliveries_are_stuck_until_redelivered,
     due_deliveries_come_by_next_attempt_up_to_the_limit,
     writes_to_an_unknown_delivery_change_nothing,
+    a_greenhouse_tenant_keeps_its_ats_through_reads_lists_and_updates,
+    a_greenhouse_assessment_keeps_its_ats_url_summary_and_reported_errors,
+    a_start_key_kept_after_the_end_answers_the_finished_assessment,
+    a_greenhouse_patch_delivery_is_queued_claimed_and_settled_like_the_others,
 );
 
 // --- fixtures ---
@@ -143,6 +147,7 @@ fn tenant() -> Tenant {
     Tenant {
         id: TenantId::parse(&unique("t")).unwrap(),
         name: "Tenant".into(),
+        ats: hub::domain::Ats::Ashby,
         ashby_base_url: Url::parse("https://api.ashbyhq.com").unwrap(),
         packages: vec![package()],
         disabled: false,
@@ -206,6 +211,11 @@ fn start_of(tenant: &TenantId, application_id: &str, package: &PackageRef) -> Ne
             update_seq: 0,
             version: 1,
             candidate_id: None,
+            ats: hub::domain::Ats::Ashby,
+            ats_url: None,
+            summary: None,
+            ats_errors: 0,
+            last_ats_error: None,
         },
         start_key: StartKey {
             tenant_id: tenant.clone(),
@@ -221,6 +231,7 @@ fn start_of(tenant: &TenantId, application_id: &str, package: &PackageRef) -> Ne
             leased_until_ms: NOW + LEASE,
             expires_at_s: Some(now_s() + 86_400),
         },
+        keep_finished: false,
     }
 }
 
@@ -290,6 +301,8 @@ fn change(a: &Assessment, status: Status, deliveries: Vec<NewDelivery>) -> Chang
         now_ms: at(a),
         deliveries,
         update_ms: Some(at(a)),
+        summary: None,
+        ats_error: None,
     }
 }
 
@@ -796,6 +809,7 @@ async fn updating_a_tenant_changes_its_fields_and_keeps_its_id_and_tokens(store:
     let want = Tenant {
         id: t.id.clone(),
         name: "Renamed".into(),
+        ats: hub::domain::Ats::Ashby,
         ashby_base_url: Url::parse("https://ashby.example").unwrap(),
         packages: vec![package(), extra.clone()],
         disabled: false,
@@ -2355,4 +2369,154 @@ async fn dynamodb_an_unreachable_table_is_unavailable_not_absent() {
         store.apply(&w).await,
         Err(StoreError::Unavailable(m)) if m.starts_with("apply: ")
     ));
+}
+
+// --- what the Greenhouse path adds ---
+
+fn greenhouse_tenant() -> Tenant {
+    Tenant {
+        ats: hub::domain::Ats::Greenhouse,
+        ..tenant()
+    }
+}
+
+async fn a_greenhouse_tenant_keeps_its_ats_through_reads_lists_and_updates(store: S) {
+    let (t, tok) = (greenhouse_tenant(), token());
+    store.create_tenant(&t, &tok).await.unwrap();
+    assert_eq!(store.tenant(&t.id).await.unwrap(), Some(t.clone()));
+    assert_eq!(store.tenant_by_token(&tok).await.unwrap(), Some(t.clone()));
+    let listed = store.list_tenants().await.unwrap();
+    let entry = listed.iter().find(|e| e.tenant.id == t.id).expect("listed");
+    assert_eq!(entry.tenant.ats, hub::domain::Ats::Greenhouse);
+    // An update cannot move an account to another ATS.
+    let updated = store
+        .update_tenant(&t.id, &|x| {
+            x.name = "Renamed".into();
+            x.ats = hub::domain::Ats::Ashby;
+        })
+        .await
+        .unwrap()
+        .expect("tenant exists");
+    assert_eq!(updated.ats, hub::domain::Ats::Greenhouse);
+    assert_eq!(updated.name, "Renamed");
+    assert_eq!(store.tenant(&t.id).await.unwrap(), Some(updated));
+    // And an Ashby tenant stays Ashby the other way round.
+    let (a, tok2) = (tenant(), token());
+    store.put_tenant(&a, &tok2).await.unwrap();
+    let kept = store
+        .update_tenant(&a.id, &|x| x.ats = hub::domain::Ats::Greenhouse)
+        .await
+        .unwrap()
+        .expect("tenant exists");
+    assert_eq!(kept.ats, hub::domain::Ats::Ashby);
+}
+
+fn greenhouse_start(tenant: &TenantId, url: &str) -> NewAssessment {
+    let mut new = start(tenant, &format!("greenhouse-url:{url}"));
+    new.assessment.ats = hub::domain::Ats::Greenhouse;
+    new.assessment.ats_url = Some(url.to_owned());
+    new.keep_finished = true;
+    new
+}
+
+async fn a_greenhouse_assessment_keeps_its_ats_url_summary_and_reported_errors(store: S) {
+    let t = greenhouse_tenant();
+    let url = format!("https://app.greenhouse.io/tests/{}", unique("t"));
+    let new = greenhouse_start(&t.id, &url);
+    store.create_assessment(&new).await.unwrap();
+    let a = read(&*store, new.assessment.id).await;
+    assert_eq!(a.ats, hub::domain::Ats::Greenhouse);
+    assert_eq!(a.ats_url.as_deref(), Some(url.as_str()));
+    assert_eq!((a.summary.clone(), a.ats_errors), (None, 0));
+
+    let summary = hub::domain::Summary {
+        label: "Clear".into(),
+        report_url: Some("https://vendor.example/r/1".into()),
+        score: Some(87.5),
+        metadata: vec![
+            (
+                "Status".into(),
+                hub::domain::FieldValue::Text("Clear".into()),
+            ),
+            ("Minutes".into(), hub::domain::FieldValue::Number(74.into())),
+            ("Passed".into(), hub::domain::FieldValue::Bool(true)),
+        ],
+    };
+    let mut w = only_change(&a, Status::Completed, vec![]);
+    if let Some(c) = w.change.as_mut() {
+        c.summary = Some(summary.clone());
+    }
+    assert_eq!(store.apply(&w).await.unwrap(), ChangeOutcome::Applied);
+    let b = read(&*store, a.id).await;
+    assert_eq!(b.summary.as_ref(), Some(&summary));
+
+    // Two reports of an unusable reply: counted, the last kept, the summary untouched.
+    for (n, text) in [(1, "test_status: first"), (2, "test_status: second")] {
+        let cur = read(&*store, a.id).await;
+        let mut w = only_change(&cur, Status::Completed, vec![]);
+        if let Some(c) = w.change.as_mut() {
+            c.ats_error = Some(text.into());
+            c.status_label = cur.status_label.clone();
+            c.update_ms = None;
+        }
+        assert_eq!(store.apply(&w).await.unwrap(), ChangeOutcome::Applied);
+        let r = read(&*store, a.id).await;
+        assert_eq!(r.ats_errors, n);
+        assert_eq!(r.last_ats_error.as_deref(), Some(text));
+        assert_eq!(r.summary.as_ref(), Some(&summary));
+        assert_eq!(r.ats_url.as_deref(), Some(url.as_str()));
+    }
+}
+
+async fn a_start_key_kept_after_the_end_answers_the_finished_assessment(store: S) {
+    let t = greenhouse_tenant();
+    let url = format!("https://app.greenhouse.io/tests/{}", unique("t"));
+    let first = greenhouse_start(&t.id, &url);
+    store.create_assessment(&first).await.unwrap();
+    let a = read(&*store, first.assessment.id).await;
+    let reject = only_change(&a, Status::Rejected, vec![]);
+    assert_eq!(store.apply(&reject).await.unwrap(), ChangeOutcome::Applied);
+    let again = greenhouse_start(&t.id, &url);
+    assert_eq!(
+        store.create_assessment(&again).await.unwrap(),
+        CreateOutcome::Existing(Box::new(read(&*store, a.id).await))
+    );
+    assert_eq!(store.assessment(again.assessment.id).await.unwrap(), None);
+}
+
+async fn a_greenhouse_patch_delivery_is_queued_claimed_and_settled_like_the_others(store: S) {
+    let t = greenhouse_tenant();
+    let new = greenhouse_start(&t.id, "https://app.greenhouse.io/tests/1");
+    store.create_assessment(&new).await.unwrap();
+    let a = read(&*store, new.assessment.id).await;
+    let mut patch = update(r#"{"url":"https://app.greenhouse.io/tests/1"}"#, at(&a));
+    patch.kind = DeliveryKind::AtsPatch;
+    let w = only_change(&a, Status::Completed, vec![patch]);
+    assert_eq!(store.apply(&w).await.unwrap(), ChangeOutcome::Applied);
+    let d = delivery(&*store, a.id, 2).await;
+    assert_eq!(d.kind, DeliveryKind::AtsPatch);
+    assert_eq!(d.body, r#"{"url":"https://app.greenhouse.io/tests/1"}"#);
+    let now = at(&a);
+    assert!(
+        store
+            .claim_delivery(a.id, 2, now, now + ms(30_000))
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .claim_delivery(a.id, 2, now, now + ms(30_000))
+            .await
+            .unwrap()
+    );
+    store.delivery_succeeded(a.id, 2).await.unwrap();
+    assert!(open(&*store, a.id).await.iter().all(|d| d.seq != 2));
+    let timeline = store.deliveries(a.id).await.unwrap();
+    assert_eq!(
+        timeline
+            .iter()
+            .filter(|d| d.kind == DeliveryKind::AtsPatch)
+            .count(),
+        1
+    );
 }

@@ -5,7 +5,7 @@
 
 pub mod client;
 pub mod types;
-mod validate;
+pub(crate) mod validate;
 
 use std::sync::Arc;
 

@@ -78,7 +78,7 @@ impl StartRequest {
 /// a domain of dot-separated non-empty labels with at least one dot, within RFC 5321's lengths.
 /// Deliberately lenient otherwise (internationalised addresses pass): it catches what a person
 /// typed in the wrong field ("n/a", "ada at example.com", "ada@example"), not every RFC corner.
-fn is_email_address(s: &str) -> bool {
+pub(crate) fn is_email_address(s: &str) -> bool {
     let Some((local, domain)) = s.rsplit_once('@') else {
         return false;
     };

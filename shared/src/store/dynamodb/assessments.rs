@@ -7,7 +7,9 @@
 use async_trait::async_trait;
 
 use super::DynamoDbStore;
-use super::items::{AssessmentItem, DeliveryItem, StartKeyItem, WebhookItem, state_value};
+use super::items::{
+    AssessmentItem, DeliveryItem, StartKeyItem, WebhookItem, state_value, summary_text,
+};
 use super::keys;
 use super::request::{Attempt, Tx, Value, failed_at, n, retry_contention, s, val};
 use crate::domain::{Assessment, AssessmentId, DeliveryState};
@@ -73,7 +75,7 @@ impl DynamoDbStore {
                     return Ok(Attempt::Again(None));
                 };
                 Ok(match self.assessment(owner).await? {
-                    Some(a) if !a.status.is_terminal() => {
+                    Some(a) if new.keep_finished || !a.status.is_terminal() => {
                         Attempt::Done(CreateOutcome::Existing(Box::new(a)))
                     }
                     // Terminal is final, so the owner cannot come back to life between this
@@ -141,7 +143,7 @@ impl Assessments for DynamoDbStore {
                 return self.conflict_unless_duplicate(w).await;
             }
             let last_seq = c.expected_update_seq + c.deliveries.len() as u64;
-            let (update, values) = change_update(c, last_seq);
+            let (update, values) = change_update(c, last_seq)?;
             guards.push(ops.len());
             ops.push(self.update_op(
                 &keys::assessment(id),
@@ -191,7 +193,7 @@ impl Assessments for DynamoDbStore {
 
 /// The assessment update of a change (conditional on `:expected`), `last_seq` being the new
 /// `update_seq`; with its values.
-fn change_update(c: &Change, last_seq: u64) -> (String, Vec<Value>) {
+fn change_update(c: &Change, last_seq: u64) -> StoreResult<(String, Vec<Value>)> {
     let mut set = vec!["#status = :status", "#update_seq = :seq", BUMP];
     let mut values = vec![
         val(":expected", n(c.expected_version)),
@@ -217,12 +219,22 @@ fn change_update(c: &Change, last_seq: u64) -> (String, Vec<Value>) {
         set.push("#last_update_ms = :update_ms");
         values.push(val(":update_ms", n(ts)));
     }
+    if let Some(summary) = &c.summary {
+        set.push("#summary = :summary");
+        values.push(val(":summary", s(summary_text(summary)?)));
+    }
+    if let Some(error) = &c.ats_error {
+        set.push("#ats_errors = if_not_exists(#ats_errors, :zero) + :one");
+        set.push("#last_ats_error = :ats_error");
+        values.push(val(":zero", n(0)));
+        values.push(val(":ats_error", s(error)));
+    }
     let remove = if c.status_label.is_none() {
         " REMOVE #status_label"
     } else {
         ""
     };
-    (format!("SET {}{remove}", set.join(", ")), values)
+    Ok((format!("SET {}{remove}", set.join(", ")), values))
 }
 
 #[cfg(test)]
@@ -243,8 +255,10 @@ mod tests {
             now_ms: Timestamp::from_ms(5),
             deliveries: vec![],
             update_ms: None,
+            summary: None,
+            ats_error: None,
         };
-        let (update, _) = change_update(&c, 2);
+        let (update, _) = change_update(&c, 2).expect("update");
         assert_eq!(
             update,
             format!("SET #status = :status, #update_seq = :seq, {BUMP} REMOVE #status_label")
@@ -252,7 +266,7 @@ mod tests {
         c.status_label = Some("Done".into());
         c.vendor_reference = Some("ACME-1".into());
         c.update_ms = Some(Timestamp::from_ms(6));
-        let (update, values) = change_update(&c, 2);
+        let (update, values) = change_update(&c, 2).expect("update");
         assert!(!update.contains("REMOVE") && !update.contains("#rejection_message"));
         for set in ["#status_label = :label", "#vendor_reference = :reference"] {
             assert!(update.contains(set), "{update}");

@@ -14,10 +14,24 @@ use url::Url;
 use super::keys::{self, Item};
 use crate::clock::Timestamp;
 use crate::domain::{
-    Assessment, AssessmentId, AssessmentTypeId, Delivery, DeliveryKind, DeliveryState, NewDelivery,
-    Package, PackageId, PackageOption, PackageRef, Status, Tenant, TenantId, TokenHash, Vendor,
-    VendorId,
+    Assessment, AssessmentId, AssessmentTypeId, Ats, Delivery, DeliveryKind, DeliveryState,
+    NewDelivery, Package, PackageId, PackageOption, PackageRef, Status, Summary, Tenant, TenantId,
+    TokenHash, Vendor, VendorId,
 };
+
+/// The ATS attribute: absent for Ashby (every item written before there was a choice).
+fn is_ashby(a: &Ats) -> bool {
+    *a == Ats::Ashby
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
+}
+
+/// A summary as its attribute: JSON text (its metadata values are of mixed types).
+pub(super) fn summary_text(s: &Summary) -> StoreResult<String> {
+    serde_json::to_string(s).map_err(|_| corrupt("assessment", "summary"))
+}
 use crate::ports::{StartKey, StoreError, StoreResult, TenantToken};
 
 /// `TENANT#<id>` / `TENANT`.
@@ -26,6 +40,8 @@ pub(super) struct TenantItem {
     pk: String,
     sk: String,
     name: String,
+    #[serde(default, skip_serializing_if = "is_ashby")]
+    ats: Ats,
     ashby_base_url: Url,
     packages: Vec<PackageRef>,
     disabled: bool,
@@ -87,6 +103,7 @@ impl TenantItem {
                 pk,
                 sk,
                 name: tenant.name.clone(),
+                ats: tenant.ats,
                 ashby_base_url: tenant.ashby_base_url.clone(),
                 packages: tenant.packages.clone(),
                 disabled: tenant.disabled,
@@ -104,6 +121,7 @@ impl TenantItem {
             tenant: Tenant {
                 id,
                 name: i.name,
+                ats: i.ats,
                 ashby_base_url: i.ashby_base_url,
                 packages: i.packages,
                 disabled: i.disabled,
@@ -254,6 +272,17 @@ pub(super) struct AssessmentItem {
     last_update_ms: Timestamp,
     update_seq: u64,
     version: u64,
+    #[serde(default, skip_serializing_if = "is_ashby")]
+    ats: Ats,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    ats_url: Option<String>,
+    /// JSON text of a `Summary`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    summary: Option<String>,
+    #[serde(default, skip_serializing_if = "is_zero")]
+    ats_errors: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    last_ats_error: Option<String>,
 }
 
 impl AssessmentItem {
@@ -280,6 +309,11 @@ impl AssessmentItem {
                 last_update_ms: a.last_update_ms,
                 update_seq: a.update_seq,
                 version: a.version,
+                ats: a.ats,
+                ats_url: a.ats_url.clone(),
+                summary: a.summary.as_ref().map(summary_text).transpose()?,
+                ats_errors: a.ats_errors,
+                last_ats_error: a.last_ats_error.clone(),
             },
         )
     }
@@ -303,6 +337,14 @@ impl AssessmentItem {
             last_update_ms: i.last_update_ms,
             update_seq: i.update_seq,
             version: i.version,
+            ats: i.ats,
+            ats_url: i.ats_url,
+            summary: i
+                .summary
+                .map(|t| serde_json::from_str(&t).map_err(|_| corrupt("assessment", "summary")))
+                .transpose()?,
+            ats_errors: i.ats_errors,
+            last_ats_error: i.last_ats_error,
         })
     }
 }

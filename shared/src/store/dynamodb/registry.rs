@@ -261,9 +261,11 @@ impl RegistryAdmin for DynamoDbStore {
                 return Ok(Attempt::Done(None));
             };
             let tokens = state.tokens()?;
+            let ats = state.tenant.ats;
             let mut next = state.tenant;
             change(&mut next);
             next.id = id.clone();
+            next.ats = ats;
             let item = TenantItem::encode(&next, &tokens, new_rev())?;
             let written = self
                 .update_fields(OP, &keys::tenant(id), item, TENANT_FIELDS, &state.rev)

@@ -49,6 +49,7 @@ fn tenant() -> Tenant {
     Tenant {
         id: TenantId::parse("t1").expect("valid id"),
         name: "T".into(),
+        ats: crate::domain::Ats::Ashby,
         ashby_base_url: Url::parse("https://api.ashbyhq.com").expect("valid url"),
         packages: vec![PackageRef::parse("acme/basic").expect("valid ref")],
         disabled: true,
@@ -74,6 +75,11 @@ fn assessment() -> Assessment {
         update_seq: 4,
         version: 6,
         candidate_id: None,
+        ats: crate::domain::Ats::Ashby,
+        ats_url: None,
+        summary: None,
+        ats_errors: 0,
+        last_ats_error: None,
     }
 }
 

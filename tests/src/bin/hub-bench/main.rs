@@ -117,6 +117,7 @@ impl Bench {
         let tenant = Tenant {
             id: TenantId::parse("benchco").unwrap(),
             name: "Bench Co".into(),
+            ats: hub::domain::Ats::Ashby,
             ashby_base_url: ashby_proxy.url().parse().unwrap(),
             packages: vec![package.clone()],
             disabled: false,
