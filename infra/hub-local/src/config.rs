@@ -128,6 +128,14 @@ impl LocalConfig {
                     &[("rust", "Rust"), ("python", "Python"), ("go", "Go")],
                 ),
             },
+            // No options: what a Greenhouse tenant can start (Greenhouse cannot ask the
+            // recruiter for an option, so its list_tests leaves out packages with required ones).
+            Package {
+                id: PackageId::parse("reference-check")?,
+                name: "Sandbox reference check".into(),
+                description: "Two references contacted (simulated)".into(),
+                options: vec![],
+            },
         ];
         let vendor = VendorId::parse(SANDBOX_VENDOR)?;
         let refs: Vec<PackageRef> = packages

@@ -94,6 +94,18 @@ pub async fn a_greenhouse_test_runs_from_list_to_complete_with_one_patch(f: &Fix
         !list.to_string().contains(&f.disabled_type_id),
         "only enabled packages: {list}"
     );
+    // A package that needs the recruiter's options cannot be sent from Greenhouse, which cannot
+    // ask for them: not listed, and a send_test of it is refused with nothing ordered.
+    assert!(
+        !list.to_string().contains(&f.panel_type_id),
+        "no package with a required option: {list}"
+    );
+    let before = f.vendor.received().len();
+    let body = f.send_test_body(&f.panel_type_id, &f.greenhouse.test_url());
+    let (s, b) = f.call("/greenhouse/send_test", &f.gh_key, &body).await;
+    assert_eq!(s, 422, "{b}");
+    assert!(b["message"].as_str().unwrap().contains("options"), "{b}");
+    assert_eq!(f.vendor.received().len(), before, "nothing ordered");
 
     let (url, id) = send_test(f).await;
     let orders = f.orders_for(&id);
