@@ -52,6 +52,10 @@ pub struct TenantToken {
 pub struct TenantEntry {
     pub tenant: Tenant,
     pub tokens: Vec<TenantToken>,
+    /// Reports of unusable replies the tenant's ATS made without naming one of its assessments
+    /// ([`Registry::record_tenant_ats_error`]), and the last one.
+    pub ats_errors: u32,
+    pub last_ats_error: Option<String>,
 }
 
 /// What a conditional registry write did. Anything but `Done` wrote nothing.
@@ -182,6 +186,11 @@ pub trait Registry: Send + Sync {
     /// The tenant with this id, enabled or not.
     async fn tenant(&self, id: &TenantId) -> StoreResult<Option<Tenant>>;
     async fn vendor(&self, id: &VendorId) -> StoreResult<Option<Vendor>>;
+    /// Records on the tenant a report its ATS made of an unusable reply that names none of the
+    /// tenant's assessments (Greenhouse's `response_error`): one more counted, and `text` kept as
+    /// the last. The functions' one write to a tenant: it touches nothing an operator writes.
+    /// `false` if there is no such tenant.
+    async fn record_tenant_ats_error(&self, id: &TenantId, text: &str) -> StoreResult<bool>;
 }
 
 /// The assessments and the changes made to them.

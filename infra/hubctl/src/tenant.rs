@@ -333,10 +333,16 @@ async fn list(ctx: &Ctx, show_token_hashes: bool) -> Result<Report, Failure> {
             Ats::Greenhouse => (ctx.names.greenhouse_partner_key(&t.id), "greenhouse key "),
         };
         let key = ctx.secret_info(&key_name).await?;
+        // Reports the ATS made of unusable replies naming none of the tenant's assessments
+        // (Greenhouse's response_error): their count; their texts may quote candidate data.
+        let standing = match e.ats_errors {
+            0 => status(t).to_owned(),
+            n => format!("{}; {n} ATS error report(s)", status(t)),
+        };
         rows.push(vec![
             t.id.to_string(),
             t.name.clone(),
-            status(t).into(),
+            standing,
             e.tokens.len().to_string(),
             key.as_ref().map_or(format!("{what}missing"), |k| {
                 format!(
@@ -360,6 +366,7 @@ async fn list(ctx: &Ctx, show_token_hashes: bool) -> Result<Report, Failure> {
         let tokens = show_token_hashes.then_some(e.tokens.as_slice());
         let mut doc = tenant_json(t, tokens, Some(key.as_ref()));
         doc["token_count"] = json!(e.tokens.len());
+        doc["ats_error_reports"] = json!(e.ats_errors);
         docs.push(doc);
     }
     let text = if entries.is_empty() {

@@ -225,24 +225,28 @@ pub async fn response_error(app: &App, req: &Request) -> Result<Response<Body>, 
         .partner_interview_id
         .as_deref()
         .and_then(|s| AssessmentId::parse(s).ok());
+    let text = format!(
+        "{api_call}: {}",
+        report
+            .errors
+            .iter()
+            .take(MAX_ERRORS)
+            .map(String::as_str)
+            .collect::<Vec<_>>()
+            .join("; ")
+    );
     let mut recorded = false;
     if let Some(id) = id {
-        let text = format!(
-            "{api_call}: {}",
-            report
-                .errors
-                .iter()
-                .take(MAX_ERRORS)
-                .map(String::as_str)
-                .collect::<Vec<_>>()
-                .join("; ")
-        );
         recorded = pull::record_ats_error(app, &tenant, id, &text).await?;
+    }
+    // A report that names none of the tenant's assessments is kept on the tenant.
+    if !recorded {
+        pull::record_tenant_ats_error(app, &tenant, &text).await?;
     }
     tracing::warn!(
         api_call = api_call.as_str(),
         errors = report.errors.len(),
-        recorded_on_assessment = recorded,
+        recorded_on = if recorded { "assessment" } else { "tenant" },
         "Greenhouse reported an unusable reply"
     );
     Ok(json_response(StatusCode::OK, &serde_json::json!({})))

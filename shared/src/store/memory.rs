@@ -27,6 +27,8 @@ struct State {
     start_keys: HashMap<StartKey, AssessmentId>,
     webhooks: HashSet<(VendorId, String)>,
     deliveries: HashMap<AssessmentId, BTreeMap<u64, Delivery>>,
+    /// Per tenant: ATS reports naming none of its assessments, and the last one.
+    tenant_ats_errors: HashMap<TenantId, (u32, String)>,
 }
 
 pub struct MemoryStore {
@@ -100,6 +102,17 @@ impl Registry for MemoryStore {
 
     async fn vendor(&self, id: &VendorId) -> StoreResult<Option<Vendor>> {
         Ok(self.lock()?.vendors.get(id).cloned())
+    }
+
+    async fn record_tenant_ats_error(&self, id: &TenantId, text: &str) -> StoreResult<bool> {
+        let mut s = self.lock()?;
+        if !s.tenants.contains_key(id) {
+            return Ok(false);
+        }
+        let entry = s.tenant_ats_errors.entry(id.clone()).or_default();
+        entry.0 += 1;
+        entry.1 = text.to_owned();
+        Ok(true)
     }
 }
 
@@ -303,6 +316,8 @@ impl RegistryAdmin for MemoryStore {
         s.tokens.retain(|_, (owner, _)| owner != &tenant.id);
         s.tokens.insert(*token, (tenant.id.clone(), added_at_ms));
         s.tenants.insert(tenant.id.clone(), tenant.clone());
+        // A replaced tenant starts afresh, as a replaced item does in DynamoDB.
+        s.tenant_ats_errors.remove(&tenant.id);
         Ok(())
     }
 
@@ -389,9 +404,14 @@ impl RegistryAdmin for MemoryStore {
         let mut entries: Vec<TenantEntry> = s
             .tenants
             .values()
-            .map(|t| TenantEntry {
-                tenant: t.clone(),
-                tokens: tokens_of(&s, &t.id),
+            .map(|t| {
+                let errors = s.tenant_ats_errors.get(&t.id);
+                TenantEntry {
+                    tenant: t.clone(),
+                    tokens: tokens_of(&s, &t.id),
+                    ats_errors: errors.map_or(0, |e| e.0),
+                    last_ats_error: errors.map(|e| e.1.clone()),
+                }
             })
             .collect();
         entries.sort_by(|a, b| a.tenant.id.cmp(&b.tenant.id));

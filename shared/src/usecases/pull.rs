@@ -28,6 +28,14 @@ pub async fn assessment_of(
     Ok(found)
 }
 
+/// Records on the tenant the ATS's report of an unusable reply that names none of its
+/// assessments: counted, and the last report (bounded) kept, for the operator.
+pub async fn record_tenant_ats_error(app: &App, tenant: &Tenant, errors: &str) -> StoreResult<()> {
+    let kept: String = errors.chars().take(MAX_KEPT_ERROR).collect();
+    app.store.record_tenant_ats_error(&tenant.id, &kept).await?;
+    Ok(())
+}
+
 /// Records the ATS's report that a reply about assessment `id` was unusable: the count and the
 /// last report (`errors`, joined and bounded) go on the assessment, its status untouched. False
 /// if the tenant has no such assessment.

@@ -341,6 +341,17 @@ pub async fn a_response_error_is_recorded_against_its_test(f: &Fixture) {
     let last = a.last_ats_error.unwrap();
     assert!(last.starts_with("test_status: partner_status"), "{last}");
     assert!(!last.contains(CANDIDATE_EMAIL), "the email is never kept");
+    // The report that named no assessment of the tenant's is kept on the tenant.
+    let hooli = f
+        .store()
+        .list_tenants()
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|e| e.tenant.id.as_str() == "hooli")
+        .unwrap();
+    assert!(hooli.ats_errors >= 1, "{:?}", hooli.ats_errors);
+    assert_eq!(hooli.last_ats_error.as_deref(), Some("list_tests: "));
     if let Host::Local(h) = &f.host {
         assert_eq!(
             h.app

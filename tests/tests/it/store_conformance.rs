@@ -75,6 +75,7 @@ macro_rules! conformance {
 }
 
 conformance!(
+    an_ats_report_on_a_tenant_is_counted_kept_and_survives_operator_updates,
     a_vendor_s_package_options_are_read_back_as_declared,
     an_assessment_keeps_its_candidate_id_and_report_file_deliveries_come_back_as_files,
     a_tenant_is_found_by_its_token_and_by_its_id,
@@ -620,6 +621,53 @@ async fn an_assessment_keeps_its_candidate_id_and_report_file_deliveries_come_ba
             DeliveryKind::AtsUpdate
         ]
     );
+}
+
+async fn an_ats_report_on_a_tenant_is_counted_kept_and_survives_operator_updates(store: S) {
+    let t = Tenant {
+        id: TenantId::parse(&unique("t")).unwrap(),
+        ..tenant()
+    };
+    store
+        .put_tenant(
+            &t,
+            &TokenHash::of(&secrecy::SecretString::from(unique("tok"))),
+        )
+        .await
+        .unwrap();
+    let entry = |store: S, id: TenantId| async move {
+        store
+            .list_tenants()
+            .await
+            .unwrap()
+            .into_iter()
+            .find(|e| e.tenant.id == id)
+            .unwrap()
+    };
+    assert_eq!(entry(store.clone(), t.id.clone()).await.ats_errors, 0);
+    assert!(
+        store
+            .record_tenant_ats_error(&t.id, "list_tests: a")
+            .await
+            .unwrap()
+    );
+    store
+        .update_tenant(&t.id, &|x| x.name = "Renamed".into())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        store
+            .record_tenant_ats_error(&t.id, "send_test: b")
+            .await
+            .unwrap()
+    );
+    let e = entry(store.clone(), t.id.clone()).await;
+    assert_eq!(e.ats_errors, 2);
+    assert_eq!(e.last_ats_error.as_deref(), Some("send_test: b"));
+    assert_eq!(e.tenant.name, "Renamed", "neither write undid the other");
+    let unknown = TenantId::parse(&unique("t")).unwrap();
+    assert!(!store.record_tenant_ats_error(&unknown, "x").await.unwrap());
 }
 
 async fn a_tenant_is_created_once_and_a_second_create_changes_nothing(store: S) {

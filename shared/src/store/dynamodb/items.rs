@@ -54,6 +54,12 @@ pub(super) struct TenantItem {
     /// Renewed by every write, for optimistic concurrency; absent on items written before it.
     #[serde(skip_serializing_if = "Option::is_none")]
     rev: Option<String>,
+    /// Set only by `record_tenant_ats_error` (an update of these two attributes), never by an
+    /// encode: absent until the ATS reports something.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    ats_errors: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    last_ats_error: Option<String>,
 }
 
 /// A tenant item as read, with the revision a conditional write of it must still find.
@@ -63,6 +69,8 @@ pub(super) struct StoredTenant {
     pub rev: Option<String>,
     tokens: Option<HashMap<String, Timestamp>>,
     token_hash: Option<String>,
+    pub ats_errors: u32,
+    pub last_ats_error: Option<String>,
 }
 
 impl StoredTenant {
@@ -110,6 +118,8 @@ impl TenantItem {
                 tokens: Some(tokens_map(tokens)),
                 token_hash: None,
                 rev: Some(rev),
+                ats_errors: None,
+                last_ats_error: None,
             },
         )
     }
@@ -129,6 +139,8 @@ impl TenantItem {
             rev: i.rev,
             tokens: i.tokens,
             token_hash: i.token_hash,
+            ats_errors: i.ats_errors.unwrap_or(0),
+            last_ats_error: i.last_ats_error,
         })
     }
 }

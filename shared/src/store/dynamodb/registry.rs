@@ -12,7 +12,7 @@ use super::DynamoDbStore;
 use super::items::{StoredTenant, TenantItem, TokenItem, VendorItem, tokens_value};
 use super::keys::{self, Item, TENANT_SK, VENDOR_SK};
 use super::request::{
-    Attempt, Tx, Value, expression_maps, retry_contention, s, set_from, unavailable, val,
+    Attempt, Tx, Value, expression_maps, n, retry_contention, s, set_from, unavailable, val,
 };
 use crate::domain::{Tenant, TenantId, TokenHash, Vendor, VendorId};
 use crate::ports::{
@@ -225,6 +225,21 @@ impl Registry for DynamoDbStore {
             .map(|item| VendorItem::decode(item).map(|(v, _)| v))
             .transpose()
     }
+
+    async fn record_tenant_ats_error(&self, id: &TenantId, text: &str) -> StoreResult<bool> {
+        // Not conditional on `rev`, and `rev` untouched: an operator's read-modify-write sets only
+        // its own attributes, so neither write can undo the other.
+        let request = self.update_request(
+            &keys::tenant(id),
+            "SET #ats_errors = if_not_exists(#ats_errors, :zero) + :one, #last_ats_error = :text",
+            "attribute_exists(#pk)",
+            vec![val(":zero", n(0)), val(":one", n(1)), val(":text", s(text))],
+        );
+        Ok(matches!(
+            self.send_update("record_tenant_ats_error", request).await?,
+            Tx::Committed
+        ))
+    }
 }
 
 #[async_trait]
@@ -365,6 +380,8 @@ impl RegistryAdmin for DynamoDbStore {
                 let state = TenantItem::decode(item)?;
                 Ok(TenantEntry {
                     tokens: state.tokens()?,
+                    ats_errors: state.ats_errors,
+                    last_ats_error: state.last_ats_error,
                     tenant: state.tenant,
                 })
             })
