@@ -431,7 +431,7 @@ pub fn greenhouse_schemas() -> hub_local::greenhouse_schemas::GreenhouseSchemas 
         .join("../../shared/greenhouse/schemas.json");
     let text = std::fs::read_to_string(&path)
         .unwrap_or_else(|e| panic!("reading {}: {e}", path.display()));
-    hub_local::greenhouse_schemas::GreenhouseSchemas::parse(&text).expect("schemas.json parses")
+    hub_local::greenhouse_schemas::parse(&text).expect("schemas.json parses")
 }
 
 /// One `PATCH` the fake Greenhouse received.

@@ -37,7 +37,7 @@ impl GreenhouseStandIn {
     /// A stand-in for the org whose partner key is `key`, calling the hub at `hub`.
     pub fn new(hub: Url, key: String, quiet: bool) -> anyhow::Result<Self> {
         Ok(Self {
-            schemas: GreenhouseSchemas::embedded()?,
+            schemas: crate::greenhouse_schemas::embedded()?,
             hub,
             key,
             http: reqwest::Client::new(),

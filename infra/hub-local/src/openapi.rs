@@ -18,29 +18,37 @@ pub struct OpenApi {
     components: Value,
 }
 
-/// The schemas of `extras-schemas.json`, under `$defs`.
-pub struct Extras {
+/// A JSON-schema document with one schema per body under `$defs`: Ashby's
+/// `extras-schemas.json`, Greenhouse's `schemas.json`.
+pub struct DefsSchemas {
+    /// The file's name, for messages.
+    file: &'static str,
     defs: Value,
 }
 
-impl Extras {
-    pub fn parse(text: &str) -> anyhow::Result<Self> {
-        let doc: Value = serde_json::from_str(text).context("parsing extras-schemas.json")?;
+/// The Ashby bodies beyond assessments (key checks, file uploads).
+pub type Extras = DefsSchemas;
+
+impl DefsSchemas {
+    /// Parses `text`, the contents of `file`.
+    pub fn parse_named(file: &'static str, text: &str) -> anyhow::Result<Self> {
+        let doc: Value = serde_json::from_str(text).with_context(|| format!("parsing {file}"))?;
         let defs = doc
             .get("$defs")
             .cloned()
-            .ok_or_else(|| anyhow!("extras-schemas.json has no $defs"))?;
-        Ok(Self { defs })
+            .ok_or_else(|| anyhow!("{file} has no $defs"))?;
+        Ok(Self { file, defs })
     }
 
+    /// The embedded copy of Ashby's `extras-schemas.json`.
     pub fn embedded() -> anyhow::Result<Self> {
-        Self::parse(EMBEDDED_EXTRAS)
+        Self::parse_named("extras-schemas.json", EMBEDDED_EXTRAS)
     }
 
     /// Validates `instance` against `#/$defs/<schema>`. Returns every violation.
     pub fn check(&self, schema: &str, instance: &Value) -> Result<(), Vec<String>> {
         if self.defs.get(schema).is_none() {
-            return Err(vec![format!("extras-schemas.json has no schema {schema}")]);
+            return Err(vec![format!("{} has no schema {schema}", self.file)]);
         }
         let root = json!({
             "$schema": "https://json-schema.org/draft/2020-12/schema",
