@@ -14,7 +14,7 @@ use crate::ats::AtsError;
 use crate::domain::Tenant;
 use crate::secrets::{SecretError, SecretNames, SecretSource};
 use crate::transport::describe_transport;
-use crate::vendors::url_policy::{LoopbackHttp, check_order_url};
+use crate::vendors::url_policy::{LoopbackHttp, check_outbound_url};
 
 pub struct GreenhouseClient {
     http: reqwest::Client,
@@ -48,7 +48,7 @@ impl GreenhouseClient {
 /// Whether the hub will call `url` as a Greenhouse `url` (the `send_test` check and the `PATCH`).
 pub fn check_url(url: &str, loopback: LoopbackHttp) -> Result<url::Url, String> {
     let parsed = url::Url::parse(url).map_err(|_| "url must be an absolute URL".to_owned())?;
-    check_order_url(&parsed, loopback).map_err(|e| e.replace("order_url", "url"))?;
+    check_outbound_url(&parsed, loopback, "url")?;
     Ok(parsed)
 }
 
