@@ -149,8 +149,8 @@ struct RawCallback {
     attachments: Option<Vec<RawAttachment>>,
 }
 
+/// Fields not listed are ignored, as everywhere in a callback (the protocol may add some).
 #[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
 struct RawAttachment {
     url: String,
     filename: String,
