@@ -19,8 +19,9 @@ use async_trait::async_trait;
 
 use crate::clock::Timestamp;
 use crate::domain::{
-    Assessment, AssessmentId, AssessmentTypeId, Delivery, NewDelivery, Status, Summary, Tenant,
-    TenantId, TokenHash, Vendor, VendorId,
+    Assessment, AssessmentId, AssessmentTypeId, AtsCall, Delivery, DeliveryReport, Invite,
+    KeyCheck, NewDelivery, Status, Summary, Tenant, TenantHealth, TenantId, TokenHash, Vendor,
+    VendorId,
 };
 
 #[derive(Debug, thiserror::Error, Clone, PartialEq)]
@@ -56,6 +57,27 @@ pub struct TenantEntry {
     /// ([`Registry::record_tenant_ats_error`]), and the last one.
     pub ats_errors: u32,
     pub last_ats_error: Option<String>,
+    pub health: TenantHealth,
+}
+
+/// A tenant with what the hub knows of its connection: what an authentication reads, in the same
+/// read as the tenant, so that deciding whether to record the call costs nothing.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Account {
+    pub tenant: Tenant,
+    pub health: TenantHealth,
+}
+
+/// What issuing a trigger token from a connect page did. Anything but `Issued` wrote nothing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IssueOutcome {
+    Issued,
+    /// "Show token" was already used on this link.
+    AlreadyShown,
+    /// No such link, or it was revoked or has expired, or its tenant is gone.
+    NoInvite,
+    /// The tenant holds `MAX_TENANT_TOKENS` tokens already.
+    TooManyTokens,
 }
 
 /// What a conditional registry write did. Anything but `Done` wrote nothing.
@@ -72,6 +94,8 @@ pub enum RegistryOutcome {
     UnknownToken,
     /// The tenant already holds `MAX_TENANT_TOKENS` tokens.
     TooManyTokens,
+    /// The tenant has no connect link with this id.
+    UnknownInvite,
 }
 
 /// The start-idempotency key: one live assessment per tenant, application and assessment type.
@@ -176,21 +200,77 @@ pub enum Retry {
     Dead(String),
 }
 
-/// Registry reads: every request authenticates and resolves its vendor through these.
+/// Registry reads: every request authenticates and resolves its vendor through these. Besides
+/// `record_tenant_ats_error`, the functions' writes to a tenant are its health (`record_*`) and
+/// the end of a rotation: each one conditional update of attributes no operator writes.
 #[async_trait]
 pub trait Registry: Send + Sync {
-    /// The enabled tenant whose trigger token hashes to `token`, if any. A token is valid while
-    /// its token record points at the tenant and the tenant lists it. Hashes are compared in
-    /// constant time.
-    async fn tenant_by_token(&self, token: &TokenHash) -> StoreResult<Option<Tenant>>;
+    /// The enabled tenant whose trigger token hashes to `token`, if any, with its health. A
+    /// token is valid while its token record points at the tenant and the tenant lists it.
+    /// Hashes are compared in constant time.
+    async fn account_by_token(&self, token: &TokenHash) -> StoreResult<Option<Account>>;
+    /// The tenant with this id, enabled or not, with its health.
+    async fn account(&self, id: &TenantId) -> StoreResult<Option<Account>>;
+    /// [`Registry::account_by_token`] without the health.
+    async fn tenant_by_token(&self, token: &TokenHash) -> StoreResult<Option<Tenant>> {
+        Ok(self.account_by_token(token).await?.map(|a| a.tenant))
+    }
     /// The tenant with this id, enabled or not.
-    async fn tenant(&self, id: &TenantId) -> StoreResult<Option<Tenant>>;
+    async fn tenant(&self, id: &TenantId) -> StoreResult<Option<Tenant>> {
+        Ok(self.account(id).await?.map(|a| a.tenant))
+    }
     async fn vendor(&self, id: &VendorId) -> StoreResult<Option<Vendor>>;
     /// Records on the tenant a report its ATS made of an unusable reply that names none of the
     /// tenant's assessments (Greenhouse's `response_error`): one more counted, and `text` kept as
-    /// the last. The functions' one write to a tenant: it touches nothing an operator writes.
-    /// `false` if there is no such tenant.
+    /// the last. It touches nothing an operator writes. `false` if there is no such tenant.
     async fn record_tenant_ats_error(&self, id: &TenantId, text: &str) -> StoreResult<bool>;
+    /// Records the tenant's last authenticated ATS call, unless one was recorded at or after
+    /// `stale_before` (a conditional update: of many concurrent calls, at most one writes).
+    /// `false` if nothing was written.
+    async fn record_ats_call(
+        &self,
+        id: &TenantId,
+        call: &AtsCall,
+        stale_before: Timestamp,
+    ) -> StoreResult<bool>;
+    /// Records the outcome of the tenant's last update to its ATS, unless the same outcome was
+    /// recorded at or after `stale_before`. `false` if nothing was written.
+    async fn record_delivery(
+        &self,
+        id: &TenantId,
+        report: &DeliveryReport,
+        stale_before: Timestamp,
+    ) -> StoreResult<bool>;
+    /// The ATS called with `token`, the tenant's pending token (`TenantHealth::pending_token`):
+    /// its other tokens stop working and the rotation is over, atomically. `false` (nothing
+    /// written) if `token` is not the tenant's pending token.
+    async fn complete_rotation(&self, id: &TenantId, token: &TokenHash) -> StoreResult<bool>;
+}
+
+/// What the connect page needs beyond the registry: its links, the token it issues, the key
+/// check it records, and the count of failed attempts it limits.
+#[async_trait]
+pub trait Connections: Send + Sync {
+    /// The link whose code hashes to `hash`, whatever its state.
+    async fn invite(&self, hash: &TokenHash) -> StoreResult<Option<Invite>>;
+    /// Issues `token` to the tenant of the link `invite`, atomically: the token is added; if the
+    /// tenant holds other tokens it becomes the pending token (they stay valid until the ATS
+    /// calls with it), and a pending token the ATS never called with is revoked in its favour;
+    /// with `reveal` the link's one "Show token" is used up (`AlreadyShown` if it was). The link
+    /// must be unrevoked and unexpired at `now`.
+    async fn issue_connect_token(
+        &self,
+        invite: &TokenHash,
+        token: &TokenHash,
+        reveal: bool,
+        now: Timestamp,
+    ) -> StoreResult<IssueOutcome>;
+    /// Records the check of a key that was stored. `false` if there is no such tenant.
+    async fn record_key_check(&self, id: &TenantId, check: &KeyCheck) -> StoreResult<bool>;
+    /// The failures counted under `key` (one window of one scope: the caller names both).
+    async fn failures(&self, key: &str) -> StoreResult<u32>;
+    /// Counts one more failure under `key`, forgotten after `expires_at_s`; the new count.
+    async fn add_failure(&self, key: &str, expires_at_s: i64) -> StoreResult<u32>;
 }
 
 /// The assessments and the changes made to them.
@@ -243,8 +323,8 @@ pub trait DeliveryQueue: Send + Sync {
 }
 
 /// Everything the functions persist: what `App` holds.
-pub trait Store: Registry + Assessments + DeliveryQueue {}
-impl<T: Registry + Assessments + DeliveryQueue + ?Sized> Store for T {}
+pub trait Store: Registry + Assessments + DeliveryQueue + Connections {}
+impl<T: Registry + Assessments + DeliveryQueue + Connections + ?Sized> Store for T {}
 
 /// Registry writes and listings, for operators only (`hubctl`, the local hub's seeding).
 ///
@@ -281,13 +361,30 @@ pub trait RegistryAdmin: Send + Sync {
         tenant: &TenantId,
         token: &TokenHash,
     ) -> StoreResult<RegistryOutcome>;
-    /// Revokes one trigger token; it stops working at once, the others keep working. `NotFound`
+    /// Revokes one trigger token; it stops working at once, the others keep working (a revoked
+    /// pending token ends the rotation: the others simply stay). `NotFound`
     /// or `UnknownToken` (not one of this tenant's tokens) write nothing. Revoking the last token
     /// is allowed: the tenant then has none until `add_tenant_token`.
     async fn revoke_tenant_token(
         &self,
         tenant: &TenantId,
         token: &TokenHash,
+    ) -> StoreResult<RegistryOutcome>;
+    /// Creates a tenant without a trigger token: it awaits its customer, who gets one from a
+    /// connect link. `AlreadyExists` if the id is taken (nothing written).
+    async fn create_tenant_awaiting(&self, tenant: &Tenant) -> StoreResult<RegistryOutcome>;
+    /// Stores a new connect link. `NotFound` if its tenant does not exist (nothing written).
+    async fn create_invite(&self, invite: &Invite) -> StoreResult<RegistryOutcome>;
+    /// The tenant's connect links, newest first, revoked and expired ones included (until the
+    /// store forgets them, 30 days after they expire). On DynamoDB this scans the table.
+    async fn invites(&self, tenant: &TenantId) -> StoreResult<Vec<Invite>>;
+    /// Ends the tenant's link with this id (`Invite::id`) at `now`. `UnknownInvite` if the tenant
+    /// has none with that id; revoking a revoked link changes nothing (`Done`).
+    async fn revoke_invite(
+        &self,
+        tenant: &TenantId,
+        id: &str,
+        now: Timestamp,
     ) -> StoreResult<RegistryOutcome>;
     /// The tenant's trigger tokens (hashes only), oldest first; empty for an unknown tenant.
     async fn tenant_tokens(&self, tenant: &TenantId) -> StoreResult<Vec<TenantToken>>;

@@ -1,5 +1,6 @@
 //! Pure domain: identifiers, records and the assessment lifecycle. No I/O here.
 
+pub mod connect;
 pub mod fields;
 pub mod ids;
 pub mod lifecycle;
@@ -7,6 +8,10 @@ pub mod options;
 pub mod records;
 pub mod token;
 
+pub use connect::{
+    AtsCall, Connection, ConnectionState, DeliveryHealth, DeliveryReport, Invite, InviteDead,
+    KeyCheck, TenantHealth,
+};
 pub use fields::{Field, FieldKind, FieldValue};
 pub use ids::*;
 pub use lifecycle::*;

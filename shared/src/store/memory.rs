@@ -8,13 +8,13 @@ use async_trait::async_trait;
 
 use crate::clock::{Clock, SystemClock, Timestamp};
 use crate::domain::{
-    Assessment, AssessmentId, Delivery, DeliveryState, NewDelivery, Tenant, TenantId, TokenHash,
-    Vendor, VendorId,
+    Assessment, AssessmentId, AtsCall, Delivery, DeliveryReport, DeliveryState, Invite, KeyCheck,
+    NewDelivery, Tenant, TenantHealth, TenantId, TokenHash, Vendor, VendorId,
 };
 use crate::ports::{
-    Assessments, ChangeOutcome, ChangeWrite, CreateOutcome, DeliveryQueue, DueRef,
-    MAX_TENANT_TOKENS, NewAssessment, QueueAdmin, Registry, RegistryAdmin, RegistryOutcome, Retry,
-    StartKey, StoreError, StoreResult, TenantEntry, TenantToken,
+    Account, Assessments, ChangeOutcome, ChangeWrite, Connections, CreateOutcome, DeliveryQueue,
+    DueRef, IssueOutcome, MAX_TENANT_TOKENS, NewAssessment, QueueAdmin, Registry, RegistryAdmin,
+    RegistryOutcome, Retry, StartKey, StoreError, StoreResult, TenantEntry, TenantToken,
 };
 
 #[derive(Default)]
@@ -29,6 +29,10 @@ struct State {
     deliveries: HashMap<AssessmentId, BTreeMap<u64, Delivery>>,
     /// Per tenant: ATS reports naming none of its assessments, and the last one.
     tenant_ats_errors: HashMap<TenantId, (u32, String)>,
+    /// Per tenant: what the functions recorded of its connection.
+    health: HashMap<TenantId, TenantHealth>,
+    invites: HashMap<TokenHash, Invite>,
+    failures: HashMap<String, (u32, i64)>,
 }
 
 pub struct MemoryStore {
@@ -82,22 +86,39 @@ fn bump(a: &mut Assessment, now_ms: Timestamp) {
     a.updated_at_ms = now_ms;
 }
 
+impl State {
+    fn account(&self, id: &TenantId) -> Option<Account> {
+        self.tenants.get(id).map(|t| Account {
+            tenant: t.clone(),
+            health: self.health.get(id).cloned().unwrap_or_default(),
+        })
+    }
+
+    /// Forgets a tenant's pending token if it is `token` (revoked, or the rotation is over).
+    fn clear_pending(&mut self, tenant: &TenantId, token: &TokenHash) {
+        if let Some(h) = self.health.get_mut(tenant)
+            && h.pending_token.as_ref() == Some(token)
+        {
+            h.pending_token = None;
+        }
+    }
+}
+
 #[async_trait]
 impl Registry for MemoryStore {
-    async fn tenant_by_token(&self, token: &TokenHash) -> StoreResult<Option<Tenant>> {
+    async fn account_by_token(&self, token: &TokenHash) -> StoreResult<Option<Account>> {
         let s = self.lock()?;
         let found = s
             .tokens
             .iter()
             .find(|(h, _)| h.ct_eq(token))
-            .and_then(|(_, (id, _))| s.tenants.get(id))
-            .filter(|t| !t.disabled)
-            .cloned();
+            .and_then(|(_, (id, _))| s.account(id))
+            .filter(|a| !a.tenant.disabled);
         Ok(found)
     }
 
-    async fn tenant(&self, id: &TenantId) -> StoreResult<Option<Tenant>> {
-        Ok(self.lock()?.tenants.get(id).cloned())
+    async fn account(&self, id: &TenantId) -> StoreResult<Option<Account>> {
+        Ok(self.lock()?.account(id))
     }
 
     async fn vendor(&self, id: &VendorId) -> StoreResult<Option<Vendor>> {
@@ -113,6 +134,138 @@ impl Registry for MemoryStore {
         entry.0 += 1;
         entry.1 = text.to_owned();
         Ok(true)
+    }
+
+    async fn record_ats_call(
+        &self,
+        id: &TenantId,
+        call: &AtsCall,
+        stale_before: Timestamp,
+    ) -> StoreResult<bool> {
+        let mut s = self.lock()?;
+        if !s.tenants.contains_key(id) {
+            return Ok(false);
+        }
+        let h = s.health.entry(id.clone()).or_default();
+        if h.last_call
+            .as_ref()
+            .is_some_and(|c| c.at_ms >= stale_before)
+        {
+            return Ok(false);
+        }
+        h.last_call = Some(call.clone());
+        Ok(true)
+    }
+
+    async fn record_delivery(
+        &self,
+        id: &TenantId,
+        report: &DeliveryReport,
+        stale_before: Timestamp,
+    ) -> StoreResult<bool> {
+        let mut s = self.lock()?;
+        if !s.tenants.contains_key(id) {
+            return Ok(false);
+        }
+        let h = s.health.entry(id.clone()).or_default();
+        if h.last_delivery
+            .as_ref()
+            .is_some_and(|d| d.outcome == report.outcome && d.at_ms >= stale_before)
+        {
+            return Ok(false);
+        }
+        h.last_delivery = Some(report.clone());
+        Ok(true)
+    }
+
+    async fn complete_rotation(&self, id: &TenantId, token: &TokenHash) -> StoreResult<bool> {
+        let mut s = self.lock()?;
+        let pending = s.health.get(id).and_then(|h| h.pending_token);
+        let listed = s.tokens.get(token).is_some_and(|(owner, _)| owner == id);
+        if pending.as_ref() != Some(token) || !listed {
+            return Ok(false);
+        }
+        s.tokens
+            .retain(|hash, (owner, _)| owner != id || hash == token);
+        s.clear_pending(id, token);
+        Ok(true)
+    }
+}
+
+#[async_trait]
+impl Connections for MemoryStore {
+    async fn invite(&self, hash: &TokenHash) -> StoreResult<Option<Invite>> {
+        Ok(self.lock()?.invites.get(hash).cloned())
+    }
+
+    async fn issue_connect_token(
+        &self,
+        invite: &TokenHash,
+        token: &TokenHash,
+        reveal: bool,
+        now: Timestamp,
+    ) -> StoreResult<IssueOutcome> {
+        let mut s = self.lock()?;
+        let Some(i) = s.invites.get(invite).filter(|i| i.check(now).is_ok()) else {
+            return Ok(IssueOutcome::NoInvite);
+        };
+        if reveal && i.token_shown_at_ms.is_some() {
+            return Ok(IssueOutcome::AlreadyShown);
+        }
+        let tenant = i.tenant_id.clone();
+        if !s.tenants.contains_key(&tenant) {
+            return Ok(IssueOutcome::NoInvite);
+        }
+        if s.tokens.contains_key(token) {
+            // A fresh random token is never taken; refuse rather than move another's.
+            return Ok(IssueOutcome::TooManyTokens);
+        }
+        let pending = s
+            .health
+            .get(&tenant)
+            .and_then(|h| h.pending_token)
+            .filter(|p| s.tokens.get(p).is_some_and(|(o, _)| o == &tenant));
+        let kept = tokens_of(&s, &tenant)
+            .into_iter()
+            .filter(|t| Some(t.hash) != pending)
+            .count();
+        if kept >= MAX_TENANT_TOKENS {
+            return Ok(IssueOutcome::TooManyTokens);
+        }
+        if let Some(p) = pending {
+            s.tokens.remove(&p);
+        }
+        s.tokens.insert(*token, (tenant.clone(), self.clock.now()));
+        s.health.entry(tenant.clone()).or_default().pending_token = (kept > 0).then_some(*token);
+        if reveal && let Some(i) = s.invites.get_mut(invite) {
+            i.token_shown_at_ms = Some(now);
+        }
+        Ok(IssueOutcome::Issued)
+    }
+
+    async fn record_key_check(&self, id: &TenantId, check: &KeyCheck) -> StoreResult<bool> {
+        let mut s = self.lock()?;
+        if !s.tenants.contains_key(id) {
+            return Ok(false);
+        }
+        s.health.entry(id.clone()).or_default().key = Some(check.clone());
+        Ok(true)
+    }
+
+    async fn failures(&self, key: &str) -> StoreResult<u32> {
+        Ok(self.lock()?.failures.get(key).map_or(0, |f| f.0))
+    }
+
+    async fn add_failure(&self, key: &str, expires_at_s: i64) -> StoreResult<u32> {
+        let mut s = self.lock()?;
+        let now_s = self.clock.now().as_secs();
+        s.failures.retain(|_, (_, until)| *until > now_s);
+        let f = s
+            .failures
+            .entry(key.to_owned())
+            .or_insert((0, expires_at_s));
+        f.0 += 1;
+        Ok(f.0)
     }
 }
 
@@ -318,6 +471,7 @@ impl RegistryAdmin for MemoryStore {
         s.tenants.insert(tenant.id.clone(), tenant.clone());
         // A replaced tenant starts afresh, as a replaced item does in DynamoDB.
         s.tenant_ats_errors.remove(&tenant.id);
+        s.health.remove(&tenant.id);
         Ok(())
     }
 
@@ -389,10 +543,61 @@ impl RegistryAdmin for MemoryStore {
         match s.tokens.get(token) {
             Some((owner, _)) if owner == tenant => {
                 s.tokens.remove(token);
+                s.clear_pending(tenant, token);
                 Ok(RegistryOutcome::Done)
             }
             _ => Ok(RegistryOutcome::UnknownToken),
         }
+    }
+
+    async fn create_tenant_awaiting(&self, tenant: &Tenant) -> StoreResult<RegistryOutcome> {
+        let mut s = self.lock()?;
+        if s.tenants.contains_key(&tenant.id) {
+            return Ok(RegistryOutcome::AlreadyExists);
+        }
+        s.tenants.insert(tenant.id.clone(), tenant.clone());
+        Ok(RegistryOutcome::Done)
+    }
+
+    async fn create_invite(&self, invite: &Invite) -> StoreResult<RegistryOutcome> {
+        let mut s = self.lock()?;
+        if !s.tenants.contains_key(&invite.tenant_id) {
+            return Ok(RegistryOutcome::NotFound);
+        }
+        s.invites.insert(invite.hash, invite.clone());
+        Ok(RegistryOutcome::Done)
+    }
+
+    async fn invites(&self, tenant: &TenantId) -> StoreResult<Vec<Invite>> {
+        let mut out: Vec<Invite> = self
+            .lock()?
+            .invites
+            .values()
+            .filter(|i| &i.tenant_id == tenant)
+            .cloned()
+            .collect();
+        out.sort_by(|a, b| {
+            (b.created_at_ms, b.hash.to_hex()).cmp(&(a.created_at_ms, a.hash.to_hex()))
+        });
+        Ok(out)
+    }
+
+    async fn revoke_invite(
+        &self,
+        tenant: &TenantId,
+        id: &str,
+        now: Timestamp,
+    ) -> StoreResult<RegistryOutcome> {
+        let mut s = self.lock()?;
+        let Some(i) = s
+            .invites
+            .values_mut()
+            .find(|i| &i.tenant_id == tenant && i.id() == id)
+        else {
+            return Ok(RegistryOutcome::UnknownInvite);
+        };
+        i.revoked_at_ms.get_or_insert(now);
+        Ok(RegistryOutcome::Done)
     }
 
     async fn tenant_tokens(&self, tenant: &TenantId) -> StoreResult<Vec<TenantToken>> {
@@ -411,6 +616,7 @@ impl RegistryAdmin for MemoryStore {
                     tokens: tokens_of(&s, &t.id),
                     ats_errors: errors.map_or(0, |e| e.0),
                     last_ats_error: errors.map(|e| e.1.clone()),
+                    health: s.health.get(&t.id).cloned().unwrap_or_default(),
                 }
             })
             .collect();

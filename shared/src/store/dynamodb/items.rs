@@ -14,9 +14,10 @@ use url::Url;
 use super::keys::{self, Item};
 use crate::clock::Timestamp;
 use crate::domain::{
-    Assessment, AssessmentId, AssessmentTypeId, Ats, Delivery, DeliveryKind, DeliveryState,
-    NewDelivery, Package, PackageId, PackageOption, PackageRef, Status, Summary, Tenant, TenantId,
-    TokenHash, Vendor, VendorId,
+    Assessment, AssessmentId, AssessmentTypeId, Ats, AtsCall, Delivery, DeliveryHealth,
+    DeliveryKind, DeliveryReport, DeliveryState, Invite, KeyCheck, NewDelivery, Package, PackageId,
+    PackageOption, PackageRef, Status, Summary, Tenant, TenantHealth, TenantId, TokenHash, Vendor,
+    VendorId,
 };
 
 /// The ATS attribute: absent for Ashby (every item written before there was a choice).
@@ -60,6 +61,76 @@ pub(super) struct TenantItem {
     ats_errors: Option<u32>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     last_ats_error: Option<String>,
+    /// The tenant's health (`TenantHealth`): set only by the functions' `record_*` updates and
+    /// the connect page's writes, never by an encode.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    last_call_ms: Option<Timestamp>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    last_call_route: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pending_token: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    key_checked_ms: Option<Timestamp>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    key_label: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    key_scopes_verified: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    delivery_ms: Option<Timestamp>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    delivery_outcome: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    delivery_detail: Option<String>,
+}
+
+/// `CONNECT#<hash of the code>` / `CONNECT`: one connect link. Expires (TTL) 30 days after the
+/// link does, so that operators still see a recently expired link.
+#[derive(Debug, Serialize, Deserialize)]
+pub(super) struct InviteItem {
+    pk: String,
+    sk: String,
+    tenant_id: TenantId,
+    created_at_ms: Timestamp,
+    link_expires_at_ms: Timestamp,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    revoked_at_ms: Option<Timestamp>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    token_shown_at_ms: Option<Timestamp>,
+    expires_at: i64,
+}
+
+/// How long a link's item outlives the link.
+const INVITE_KEPT_S: i64 = 30 * 24 * 3600;
+
+impl InviteItem {
+    pub fn encode(i: &Invite) -> StoreResult<Item> {
+        let keys::Key { pk, sk } = keys::invite(&i.hash);
+        encode(
+            "invite",
+            &Self {
+                pk,
+                sk,
+                tenant_id: i.tenant_id.clone(),
+                created_at_ms: i.created_at_ms,
+                link_expires_at_ms: i.expires_at_ms,
+                revoked_at_ms: i.revoked_at_ms,
+                token_shown_at_ms: i.token_shown_at_ms,
+                expires_at: i.expires_at_ms.as_secs().saturating_add(INVITE_KEPT_S),
+            },
+        )
+    }
+
+    pub fn decode(item: Item) -> StoreResult<Invite> {
+        let i: Self = decode("invite", item)?;
+        Ok(Invite {
+            hash: keys::invite_of(&i.pk).ok_or_else(|| corrupt("invite", "pk"))?,
+            tenant_id: i.tenant_id,
+            created_at_ms: i.created_at_ms,
+            expires_at_ms: i.link_expires_at_ms,
+            revoked_at_ms: i.revoked_at_ms,
+            token_shown_at_ms: i.token_shown_at_ms,
+        })
+    }
 }
 
 /// A tenant item as read, with the revision a conditional write of it must still find.
@@ -71,6 +142,7 @@ pub(super) struct StoredTenant {
     token_hash: Option<String>,
     pub ats_errors: u32,
     pub last_ats_error: Option<String>,
+    pub health: TenantHealth,
 }
 
 impl StoredTenant {
@@ -120,6 +192,15 @@ impl TenantItem {
                 rev: Some(rev),
                 ats_errors: None,
                 last_ats_error: None,
+                last_call_ms: None,
+                last_call_route: None,
+                pending_token: None,
+                key_checked_ms: None,
+                key_label: None,
+                key_scopes_verified: None,
+                delivery_ms: None,
+                delivery_outcome: None,
+                delivery_detail: None,
             },
         )
     }
@@ -127,7 +208,35 @@ impl TenantItem {
     pub fn decode(item: Item) -> StoreResult<StoredTenant> {
         let i: Self = decode("tenant", item)?;
         let id = keys::tenant_of(&i.pk).ok_or_else(|| corrupt("tenant", "pk"))?;
+        let health = TenantHealth {
+            last_call: i.last_call_ms.map(|at_ms| AtsCall {
+                at_ms,
+                route: i.last_call_route.unwrap_or_default(),
+            }),
+            key: match (i.key_checked_ms, i.key_label) {
+                (Some(at_ms), Some(label)) => Some(KeyCheck {
+                    at_ms,
+                    label,
+                    scopes_verified: i.key_scopes_verified.unwrap_or(false),
+                }),
+                _ => None,
+            },
+            last_delivery: match (i.delivery_ms, i.delivery_outcome) {
+                (Some(at_ms), Some(o)) => Some(DeliveryReport {
+                    at_ms,
+                    outcome: DeliveryHealth::parse(&o)
+                        .ok_or_else(|| corrupt("tenant", "delivery_outcome"))?,
+                    detail: i.delivery_detail.unwrap_or_default(),
+                }),
+                _ => None,
+            },
+            pending_token: i
+                .pending_token
+                .map(|h| TokenHash::from_hex(&h).ok_or_else(|| corrupt("tenant", "pending_token")))
+                .transpose()?,
+        };
         Ok(StoredTenant {
+            health,
             tenant: Tenant {
                 id,
                 name: i.name,

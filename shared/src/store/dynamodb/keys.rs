@@ -28,6 +28,8 @@ const VENDOR: &str = "VENDOR";
 const ASSESSMENT: &str = "ASSESSMENT";
 const START: &str = "START";
 const WEBHOOK: &str = "WEBHOOK";
+const CONNECT: &str = "CONNECT";
+const LIMIT: &str = "LIMIT";
 
 /// The primary key of one item.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -67,6 +69,28 @@ pub(super) const TENANT_SK: &str = TENANT;
 
 pub(super) fn token(token: &TokenHash) -> Key {
     Key::new(format!("{TOKEN}#{}", token.to_hex()), TOKEN)
+}
+
+/// A connect link, by the hash of its code.
+pub(super) fn invite(hash: &TokenHash) -> Key {
+    Key::new(format!("{CONNECT}#{}", hash.to_hex()), CONNECT)
+}
+
+/// The link an invite item's `pk` names.
+pub(super) fn invite_of(pk: &str) -> Option<TokenHash> {
+    TokenHash::from_hex(pk.strip_prefix("CONNECT#")?)
+}
+
+/// The sort key every invite item has (listing a tenant's links filters on it).
+pub(super) const INVITE_SK: &str = CONNECT;
+
+/// A counter of failed attempts; `key` is the caller's (scope and window), hashed so that no
+/// address or code reaches a key.
+pub(super) fn limit(key: &str) -> Key {
+    Key::new(
+        format!("{LIMIT}#{}", hex::encode(Sha256::digest(key.as_bytes()))),
+        LIMIT,
+    )
 }
 
 pub(super) fn vendor(id: &VendorId) -> Key {

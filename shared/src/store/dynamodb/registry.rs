@@ -9,15 +9,18 @@ use async_trait::async_trait;
 use aws_sdk_dynamodb::types::TransactWriteItem;
 
 use super::DynamoDbStore;
-use super::items::{StoredTenant, TenantItem, TokenItem, VendorItem, tokens_value};
-use super::keys::{self, Item, TENANT_SK, VENDOR_SK};
+use super::items::{InviteItem, StoredTenant, TenantItem, TokenItem, VendorItem, tokens_value};
+use super::keys::{self, INVITE_SK, Item, TENANT_SK, VENDOR_SK};
 use super::request::{
     Attempt, Tx, Value, expression_maps, n, retry_contention, s, set_from, unavailable, val,
 };
-use crate::domain::{Tenant, TenantId, TokenHash, Vendor, VendorId};
+use crate::clock::Timestamp;
+use crate::domain::{
+    AtsCall, DeliveryReport, Invite, KeyCheck, Tenant, TenantId, TokenHash, Vendor, VendorId,
+};
 use crate::ports::{
-    MAX_TENANT_TOKENS, Registry, RegistryAdmin, RegistryOutcome, StoreResult, TenantEntry,
-    TenantToken,
+    Account, Connections, IssueOutcome, MAX_TENANT_TOKENS, Registry, RegistryAdmin,
+    RegistryOutcome, StoreResult, TenantEntry, TenantToken,
 };
 
 /// The condition that an item still has the `rev` it was read with (`None`: read without one).
@@ -33,6 +36,14 @@ fn rev_condition(rev: &Option<String>) -> (&'static str, Vec<Value>) {
 
 fn new_rev() -> String {
     uuid::Uuid::new_v4().simple().to_string()
+}
+
+/// What a token write does to the tenant's pending token.
+#[derive(Clone, Copy)]
+enum Pending {
+    Keep,
+    Clear,
+    Set(TokenHash),
 }
 
 /// The attributes an update of a tenant or a vendor sets (`rev` renewed); the id and the
@@ -148,17 +159,140 @@ impl DynamoDbStore {
         tokens: &[TenantToken],
         rev: &Option<String>,
     ) -> StoreResult<TransactWriteItem> {
+        self.tokens_pending_op(id, tokens, rev, Pending::Keep)
+    }
+
+    /// `tokens_op` that also sets or forgets the pending token.
+    fn tokens_pending_op(
+        &self,
+        id: &TenantId,
+        tokens: &[TenantToken],
+        rev: &Option<String>,
+        pending: Pending,
+    ) -> StoreResult<TransactWriteItem> {
         let (condition, mut values) = rev_condition(rev);
         values.extend([
             val(":tokens", tokens_value(tokens)?),
             val(":new_rev", s(new_rev())),
         ]);
-        self.update_op(
-            &keys::tenant(id),
-            "SET #tokens = :tokens, #rev = :new_rev REMOVE #token_hash",
-            condition,
-            values,
+        let update = match pending {
+            Pending::Keep => "SET #tokens = :tokens, #rev = :new_rev REMOVE #token_hash",
+            Pending::Clear => {
+                "SET #tokens = :tokens, #rev = :new_rev REMOVE #token_hash, #pending_token"
+            }
+            Pending::Set(hash) => {
+                values.push(val(":pending", s(hash.to_hex())));
+                "SET #tokens = :tokens, #rev = :new_rev, #pending_token = :pending \
+                 REMOVE #token_hash"
+            }
+        };
+        self.update_op(&keys::tenant(id), update, condition, values)
+    }
+
+    /// Deletes the token item of `token` if it still points at `tenant` (read first: an item
+    /// that points elsewhere is not ours to delete, and unlisting is enough).
+    async fn token_delete_op(
+        &self,
+        tenant: &TenantId,
+        token: &TokenHash,
+    ) -> StoreResult<Option<TransactWriteItem>> {
+        if self.token_owner(token).await?.as_ref() != Some(tenant) {
+            return Ok(None);
+        }
+        self.delete_op(
+            &keys::token(token),
+            "#tenant_id = :me",
+            vec![val(":me", s(tenant.as_str()))],
         )
+        .map(Some)
+    }
+
+    async fn invite_state(
+        &self,
+        op: &'static str,
+        hash: &TokenHash,
+    ) -> StoreResult<Option<Invite>> {
+        self.get(op, &keys::invite(hash))
+            .await?
+            .map(InviteItem::decode)
+            .transpose()
+    }
+
+    /// One try at `issue_connect_token`.
+    async fn issue_once(
+        &self,
+        invite: &TokenHash,
+        token: &TokenHash,
+        reveal: bool,
+        now: Timestamp,
+    ) -> StoreResult<Attempt<IssueOutcome>> {
+        const OP: &str = "issue_connect_token";
+        let Some(i) = self.invite_state(OP, invite).await? else {
+            return Ok(Attempt::Done(IssueOutcome::NoInvite));
+        };
+        if i.check(now).is_err() {
+            return Ok(Attempt::Done(IssueOutcome::NoInvite));
+        }
+        if reveal && i.token_shown_at_ms.is_some() {
+            return Ok(Attempt::Done(IssueOutcome::AlreadyShown));
+        }
+        let Some(state) = self.tenant_state(OP, &i.tenant_id).await? else {
+            return Ok(Attempt::Done(IssueOutcome::NoInvite));
+        };
+        let tenant = &i.tenant_id;
+        let tokens = state.tokens()?;
+        let pending = state
+            .health
+            .pending_token
+            .filter(|p| tokens.iter().any(|t| t.hash == *p));
+        let mut kept: Vec<TenantToken> = tokens
+            .into_iter()
+            .filter(|t| Some(t.hash) != pending)
+            .collect();
+        if kept.len() >= MAX_TENANT_TOKENS {
+            return Ok(Attempt::Done(IssueOutcome::TooManyTokens));
+        }
+        let next_pending = if kept.is_empty() {
+            Pending::Clear
+        } else {
+            Pending::Set(*token)
+        };
+        kept.push(TenantToken {
+            hash: *token,
+            added_at_ms: self.clock.now(),
+        });
+        let (update, condition) = if reveal {
+            (
+                "SET #token_shown_at_ms = :now",
+                "attribute_exists(#pk) AND attribute_not_exists(#revoked_at_ms) AND \
+                 #link_expires_at_ms > :now AND attribute_not_exists(#token_shown_at_ms)",
+            )
+        } else {
+            (
+                "SET #token_shown_at_ms = if_not_exists(#token_shown_at_ms, :now)",
+                "attribute_exists(#pk) AND attribute_not_exists(#revoked_at_ms) AND \
+                 #link_expires_at_ms > :now",
+            )
+        };
+        let mut ops = vec![
+            self.update_op(
+                &keys::invite(invite),
+                update,
+                condition,
+                vec![val(":now", n(now.as_ms()))],
+            )?,
+            self.tokens_pending_op(tenant, &kept, &state.rev, next_pending)?,
+            self.token_put_op(token, tenant, None)?,
+        ];
+        if let Some(p) = pending
+            && let Some(delete) = self.token_delete_op(tenant, &p).await?
+        {
+            ops.push(delete);
+        }
+        Ok(match self.transact(OP, ops).await? {
+            Tx::Committed => Attempt::Done(IssueOutcome::Issued),
+            Tx::ConditionFailed(_) | Tx::Contended => Attempt::Lost(()),
+        })
     }
 
     /// One try at a tenant's or vendor's read-modify-write: sets `fields` of the changed `item`,
@@ -198,7 +332,7 @@ impl DynamoDbStore {
 
 #[async_trait]
 impl Registry for DynamoDbStore {
-    async fn tenant_by_token(&self, token: &TokenHash) -> StoreResult<Option<Tenant>> {
+    async fn account_by_token(&self, token: &TokenHash) -> StoreResult<Option<Account>> {
         let Some(id) = self.token_owner(token).await? else {
             return Ok(None);
         };
@@ -212,11 +346,17 @@ impl Registry for DynamoDbStore {
             .tokens()?
             .iter()
             .fold(false, |found, t| t.hash.ct_eq(token) | found);
-        Ok((listed && !state.tenant.disabled).then_some(state.tenant))
+        Ok((listed && !state.tenant.disabled).then_some(Account {
+            tenant: state.tenant,
+            health: state.health,
+        }))
     }
 
-    async fn tenant(&self, id: &TenantId) -> StoreResult<Option<Tenant>> {
-        Ok(self.tenant_state("tenant", id).await?.map(|s| s.tenant))
+    async fn account(&self, id: &TenantId) -> StoreResult<Option<Account>> {
+        Ok(self.tenant_state("tenant", id).await?.map(|s| Account {
+            tenant: s.tenant,
+            health: s.health,
+        }))
     }
 
     async fn vendor(&self, id: &VendorId) -> StoreResult<Option<Vendor>> {
@@ -239,6 +379,147 @@ impl Registry for DynamoDbStore {
             self.send_update("record_tenant_ats_error", request).await?,
             Tx::Committed
         ))
+    }
+
+    async fn record_ats_call(
+        &self,
+        id: &TenantId,
+        call: &AtsCall,
+        stale_before: Timestamp,
+    ) -> StoreResult<bool> {
+        // Like the ATS errors: `rev` untouched, nothing an operator writes. Of concurrent calls
+        // the first write wins and the others find the condition false.
+        self.update(
+            "record_ats_call",
+            &keys::tenant(id),
+            "SET #last_call_ms = :at, #last_call_route = :route",
+            "attribute_exists(#pk) AND (attribute_not_exists(#last_call_ms) OR \
+             #last_call_ms < :stale)",
+            vec![
+                val(":at", n(call.at_ms.as_ms())),
+                val(":route", s(&call.route)),
+                val(":stale", n(stale_before.as_ms())),
+            ],
+        )
+        .await
+    }
+
+    async fn record_delivery(
+        &self,
+        id: &TenantId,
+        report: &DeliveryReport,
+        stale_before: Timestamp,
+    ) -> StoreResult<bool> {
+        self.update(
+            "record_delivery",
+            &keys::tenant(id),
+            "SET #delivery_ms = :at, #delivery_outcome = :outcome, #delivery_detail = :detail",
+            "attribute_exists(#pk) AND (attribute_not_exists(#delivery_outcome) OR \
+             #delivery_outcome <> :outcome OR #delivery_ms < :stale)",
+            vec![
+                val(":at", n(report.at_ms.as_ms())),
+                val(":outcome", s(report.outcome.as_str())),
+                val(":detail", s(&report.detail)),
+                val(":stale", n(stale_before.as_ms())),
+            ],
+        )
+        .await
+    }
+
+    async fn complete_rotation(&self, id: &TenantId, token: &TokenHash) -> StoreResult<bool> {
+        const OP: &str = "complete_rotation";
+        retry_contention(OP, (), |()| async move {
+            let Some(state) = self.tenant_state(OP, id).await? else {
+                return Ok(Attempt::Done(false));
+            };
+            let tokens = state.tokens()?;
+            if state.health.pending_token.as_ref() != Some(token)
+                || !tokens.iter().any(|t| t.hash == *token)
+            {
+                return Ok(Attempt::Done(false));
+            }
+            let (kept, others): (Vec<TenantToken>, Vec<TenantToken>) =
+                tokens.into_iter().partition(|t| t.hash == *token);
+            let mut ops = vec![self.tokens_pending_op(id, &kept, &state.rev, Pending::Clear)?];
+            for o in &others {
+                if let Some(delete) = self.token_delete_op(id, &o.hash).await? {
+                    ops.push(delete);
+                }
+            }
+            Ok(match self.transact(OP, ops).await? {
+                Tx::Committed => Attempt::Done(true),
+                Tx::ConditionFailed(_) | Tx::Contended => Attempt::Lost(()),
+            })
+        })
+        .await
+    }
+}
+
+#[async_trait]
+impl Connections for DynamoDbStore {
+    async fn invite(&self, hash: &TokenHash) -> StoreResult<Option<Invite>> {
+        self.invite_state("invite", hash).await
+    }
+
+    async fn issue_connect_token(
+        &self,
+        invite: &TokenHash,
+        token: &TokenHash,
+        reveal: bool,
+        now: Timestamp,
+    ) -> StoreResult<IssueOutcome> {
+        retry_contention("issue_connect_token", (), |()| {
+            self.issue_once(invite, token, reveal, now)
+        })
+        .await
+    }
+
+    async fn record_key_check(&self, id: &TenantId, check: &KeyCheck) -> StoreResult<bool> {
+        self.update(
+            "record_key_check",
+            &keys::tenant(id),
+            "SET #key_checked_ms = :at, #key_label = :label, #key_scopes_verified = :verified",
+            "attribute_exists(#pk)",
+            vec![
+                val(":at", n(check.at_ms.as_ms())),
+                val(":label", s(&check.label)),
+                val(
+                    ":verified",
+                    aws_sdk_dynamodb::types::AttributeValue::Bool(check.scopes_verified),
+                ),
+            ],
+        )
+        .await
+    }
+
+    async fn failures(&self, key: &str) -> StoreResult<u32> {
+        let item = self.get("failures", &keys::limit(key)).await?;
+        Ok(item
+            .and_then(|i| i.get("failures").cloned())
+            .and_then(|v| v.as_n().ok().and_then(|n| n.parse().ok()))
+            .unwrap_or(0))
+    }
+
+    async fn add_failure(&self, key: &str, expires_at_s: i64) -> StoreResult<u32> {
+        let out = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(keys::limit(key).item()))
+            .update_expression("ADD #failures :one SET #expires_at = :exp")
+            .expression_attribute_names("#failures", "failures")
+            .expression_attribute_names("#expires_at", "expires_at")
+            .expression_attribute_values(":one", n(1))
+            .expression_attribute_values(":exp", n(expires_at_s))
+            .return_values(aws_sdk_dynamodb::types::ReturnValue::UpdatedNew)
+            .send()
+            .await
+            .map_err(|e| unavailable("add_failure", &e))?;
+        Ok(out
+            .attributes
+            .and_then(|a| a.get("failures").cloned())
+            .and_then(|v| v.as_n().ok().and_then(|n| n.parse().ok()))
+            .unwrap_or(1))
     }
 }
 
@@ -346,7 +627,12 @@ impl RegistryAdmin for DynamoDbStore {
                 return Ok(Attempt::Done(RegistryOutcome::UnknownToken));
             }
             let rest: Vec<TenantToken> = tokens.into_iter().filter(|t| t.hash != *token).collect();
-            let mut ops = vec![self.tokens_op(tenant, &rest, &state.rev)?];
+            let pending = if state.health.pending_token.as_ref() == Some(token) {
+                Pending::Clear
+            } else {
+                Pending::Keep
+            };
+            let mut ops = vec![self.tokens_pending_op(tenant, &rest, &state.rev, pending)?];
             // A token item that points elsewhere is not ours to delete; unlisting the hash is
             // enough to stop it working for this tenant.
             if self.token_owner(token).await?.as_ref() == Some(tenant) {
@@ -362,6 +648,84 @@ impl RegistryAdmin for DynamoDbStore {
             })
         })
         .await
+    }
+
+    async fn create_tenant_awaiting(&self, tenant: &Tenant) -> StoreResult<RegistryOutcome> {
+        let item = TenantItem::encode(tenant, &[], new_rev())?;
+        let op = self.put_op(item, Some("attribute_not_exists(#pk)"), vec![])?;
+        Ok(
+            match self.transact("create_tenant_awaiting", vec![op]).await? {
+                Tx::Committed => RegistryOutcome::Done,
+                Tx::ConditionFailed(_) => RegistryOutcome::AlreadyExists,
+                Tx::Contended => {
+                    return Err(crate::ports::StoreError::Unavailable(
+                        "create_tenant_awaiting: contended".into(),
+                    ));
+                }
+            },
+        )
+    }
+
+    async fn create_invite(&self, invite: &Invite) -> StoreResult<RegistryOutcome> {
+        if self
+            .tenant_state("create_invite", &invite.tenant_id)
+            .await?
+            .is_none()
+        {
+            return Ok(RegistryOutcome::NotFound);
+        }
+        let op = self.put_op(
+            InviteItem::encode(invite)?,
+            Some("attribute_not_exists(#pk)"),
+            vec![],
+        )?;
+        match self.transact("create_invite", vec![op]).await? {
+            Tx::Committed => Ok(RegistryOutcome::Done),
+            // 256 random bits do not collide; a repeat of the same invite is an operator's bug.
+            Tx::ConditionFailed(_) => Ok(RegistryOutcome::AlreadyExists),
+            Tx::Contended => Err(crate::ports::StoreError::Unavailable(
+                "create_invite: contended".into(),
+            )),
+        }
+    }
+
+    async fn invites(&self, tenant: &TenantId) -> StoreResult<Vec<Invite>> {
+        let mut out = self
+            .scan_kind("invites", INVITE_SK)
+            .await?
+            .into_iter()
+            .map(InviteItem::decode)
+            .filter(|i| i.as_ref().map_or(true, |i| &i.tenant_id == tenant))
+            .collect::<StoreResult<Vec<_>>>()?;
+        out.sort_by(|a, b| {
+            (b.created_at_ms, b.hash.to_hex()).cmp(&(a.created_at_ms, a.hash.to_hex()))
+        });
+        Ok(out)
+    }
+
+    async fn revoke_invite(
+        &self,
+        tenant: &TenantId,
+        id: &str,
+        now: Timestamp,
+    ) -> StoreResult<RegistryOutcome> {
+        let Some(invite) = self
+            .invites(tenant)
+            .await?
+            .into_iter()
+            .find(|i| i.id() == id)
+        else {
+            return Ok(RegistryOutcome::UnknownInvite);
+        };
+        self.update(
+            "revoke_invite",
+            &keys::invite(&invite.hash),
+            "SET #revoked_at_ms = if_not_exists(#revoked_at_ms, :now)",
+            "attribute_exists(#pk)",
+            vec![val(":now", n(now.as_ms()))],
+        )
+        .await?;
+        Ok(RegistryOutcome::Done)
     }
 
     async fn tenant_tokens(&self, tenant: &TenantId) -> StoreResult<Vec<TenantToken>> {
@@ -382,6 +746,7 @@ impl RegistryAdmin for DynamoDbStore {
                     tokens: state.tokens()?,
                     ats_errors: state.ats_errors,
                     last_ats_error: state.last_ats_error,
+                    health: state.health,
                     tenant: state.tenant,
                 })
             })
