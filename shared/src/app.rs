@@ -14,7 +14,9 @@ use crate::clock::{Clock, SystemClock};
 use crate::config::Config;
 use crate::metrics::Metrics;
 use crate::ports::Store;
-use crate::secrets::{CachedSecrets, SecretNames, SecretSource, SecretsManagerSource};
+use crate::secrets::{
+    CachedSecrets, KeyVault, SecretAdmin, SecretNames, SecretSource, SecretsManagerSource,
+};
 use crate::store::DynamoDbStore;
 use crate::transport::SdkTransport;
 use crate::vendors::url_policy::LoopbackHttp;
@@ -51,6 +53,8 @@ pub struct App {
     pub(crate) vendors: Arc<dyn VendorGateway>,
     pub(crate) clock: Arc<dyn Clock>,
     pub metrics: Arc<Metrics>,
+    /// Tenants' Ashby API keys for the connect page (writable in the connect function only).
+    pub(crate) keys: Arc<KeyVault>,
 }
 
 impl App {
@@ -116,6 +120,7 @@ impl App {
         Self {
             ats: Arc::new(AshbyGateway::new(ashby, secrets.clone(), names.clone())),
             greenhouse: Arc::new(greenhouse),
+            keys: Arc::new(KeyVault::read_only(secrets.clone(), names.clone())),
             vendors: Arc::new(SignedProtocol::new(vendor_client, secrets, names)),
             config,
             store,
@@ -133,14 +138,28 @@ impl App {
         clock: Arc<dyn Clock>,
     ) -> Self {
         Self {
+            greenhouse: Arc::new(NoGreenhouse),
+            keys: Arc::new(KeyVault::read_only(
+                Arc::new(crate::secrets::StaticSecrets::new()),
+                SecretNames::new(config.secret_prefix.clone()),
+            )),
             config,
             store,
             ats,
-            greenhouse: Arc::new(NoGreenhouse),
             vendors,
             clock,
             metrics: Arc::new(Metrics::from_env()),
         }
+    }
+
+    /// Lets the connect page store the Ashby API keys customers paste (the local hub, tests; the
+    /// Lambda wiring does it itself).
+    pub fn with_secret_writer(mut self, secrets: Arc<dyn SecretAdmin>) -> Self {
+        self.keys = Arc::new(KeyVault::writable(
+            secrets,
+            SecretNames::new(self.config.secret_prefix.clone()),
+        ));
+        self
     }
 
     /// Replaces the Greenhouse `PATCH` port (tests).
@@ -182,17 +201,20 @@ impl App {
             .interceptor(WaitInterceptor)
             .build();
         let store = DynamoDbStore::new(aws_sdk_dynamodb::Client::from_conf(dynamodb), table);
-        let secrets = CachedSecrets::new(
+        let secrets = Arc::new(CachedSecrets::new(
             SecretsManagerSource::new(aws_sdk_secretsmanager::Client::from_conf(secrets_manager)),
             config.secret_cache_ttl,
-        );
+        ));
+        // Only the connect function's role may put a secret (tenants' Ashby keys); the others
+        // are refused by IAM if they ever tried.
         Ok(Self::wire(
             config,
             Arc::new(store),
-            Arc::new(secrets),
+            secrets.clone(),
             Arc::new(SystemClock),
             http,
-        ))
+        )
+        .with_secret_writer(secrets))
     }
 }
 

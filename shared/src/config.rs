@@ -29,6 +29,7 @@ pub mod vars {
     pub const DELIVERY_LEASE_MS: &str = "HUB_DELIVERY_LEASE_MS";
     pub const AWS_ATTEMPT_TIMEOUT_MS: &str = "HUB_AWS_ATTEMPT_TIMEOUT_MS";
     pub const ASHBY_VERSION: &str = "HUB_ASHBY_VERSION";
+    pub const PARTNER_NAME: &str = "HUB_PARTNER_NAME";
 }
 
 /// The Ashby API version the hub is built against, pinned unless `HUB_ASHBY_VERSION` says
@@ -66,7 +67,14 @@ pub struct Config {
     pub aws_attempt_timeout: Duration,
     /// The Ashby API version every call pins (`Ashby-Version`, a date such as `2026-01-01`).
     pub ashby_version: String,
+    /// The integration's name in Ashby's list of integrations, as the connect page tells the
+    /// customer to search for it.
+    pub partner_name: String,
 }
+
+/// The partner name unless `HUB_PARTNER_NAME` says otherwise.
+pub const DEFAULT_PARTNER_NAME: &str = "Assessment Hub";
+const MAX_PARTNER_NAME: usize = 80;
 
 impl Default for Config {
     fn default() -> Self {
@@ -87,6 +95,7 @@ impl Default for Config {
             delivery_lease: Duration::from_secs(35),
             aws_attempt_timeout: Duration::from_millis(2_000),
             ashby_version: DEFAULT_ASHBY_VERSION.into(),
+            partner_name: DEFAULT_PARTNER_NAME.into(),
         }
     }
 }
@@ -185,6 +194,25 @@ impl Config {
                     return Err(ConfigError {
                         var: vars::ASHBY_VERSION,
                         problem: "must be an Ashby API version, a date such as 2026-01-01".into(),
+                    });
+                }
+            },
+            partner_name: match get(vars::PARTNER_NAME) {
+                None => d.partner_name,
+                Some(v)
+                    if !v.trim().is_empty()
+                        && v.trim().chars().count() <= MAX_PARTNER_NAME
+                        && !v.chars().any(char::is_control) =>
+                {
+                    v.trim().to_owned()
+                }
+                Some(_) => {
+                    return Err(ConfigError {
+                        var: vars::PARTNER_NAME,
+                        problem: format!(
+                            "must be the integration's name in Ashby: 1 to {MAX_PARTNER_NAME} \
+                             printable characters"
+                        ),
                     });
                 }
             },

@@ -5,6 +5,7 @@ pub mod app;
 pub mod ats;
 pub mod clock;
 pub mod config;
+pub mod connect;
 pub mod domain;
 pub mod error;
 pub mod handlers;

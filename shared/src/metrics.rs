@@ -24,7 +24,7 @@
 //!
 //! The alarms in `template.yaml` read `AshbyDeliveriesRetried`, `AshbyDeliveriesDead`,
 //! `OldestPendingDeliveryAgeSeconds`, `AshbyVersionNotActive`, `AshbyFilesDead`,
-//! `GreenhousePatchesDead` and `GreenhouseResponseErrors` without dimensions: keep those
+//! `GreenhousePatchesDead`, `GreenhouseResponseErrors` and `TenantsNeedingAttention` without dimensions: keep those
 //! dimensionless.
 
 use std::collections::HashMap;
@@ -77,8 +77,16 @@ pub mod names {
     /// Greenhouse reported a reply of the hub's as unusable (`response_error`).
     pub const GREENHOUSE_RESPONSE_ERRORS: &str = "GreenhouseResponseErrors";
 
+    /// A tenant was recorded as needing attention: Ashby refused its key on a delivery, or an
+    /// update to its ATS was given up on (counted at each such record: at the change, then at
+    /// most every few minutes while it lasts).
+    pub const TENANTS_NEEDING_ATTENTION: &str = "TenantsNeedingAttention";
+    /// A connect page refused a request: a forged POST, too many failed attempts, an unknown
+    /// or dead link; dimension [`super::dimensions::REASON`].
+    pub const CONNECT_REFUSED: &str = "ConnectRefused";
+
     /// Every name above (the template's alarms are checked against it).
-    pub const ALL: [&str; 19] = [
+    pub const ALL: [&str; 21] = [
         ASSESSMENTS_STARTED,
         VENDOR_ORDERS_ACCEPTED,
         VENDOR_ORDERS_REJECTED,
@@ -98,6 +106,8 @@ pub mod names {
         GREENHOUSE_PATCHES_RETRIED,
         GREENHOUSE_PATCHES_DEAD,
         GREENHOUSE_RESPONSE_ERRORS,
+        TENANTS_NEEDING_ATTENTION,
+        CONNECT_REFUSED,
     ];
 }
 

@@ -40,7 +40,9 @@ pub struct TenantConfig {
     #[serde(default)]
     pub ats: Ats,
     /// For a Greenhouse tenant, its partner key: what Greenhouse sends as the Basic username
-    /// and the hub sends back on its `PATCH`es.
+    /// and the hub sends back on its `PATCH`es. An Ashby tenant given neither this nor
+    /// `ashby_api_key` awaits connection: the hub prints a connect link for it.
+    #[serde(default)]
     pub trigger_token: String,
     /// Ashby tenants only.
     #[serde(default)]
@@ -49,6 +51,14 @@ pub struct TenantConfig {
     pub ashby_base_url: Url,
     #[serde(default)]
     pub packages: Vec<PackageRef>,
+}
+
+impl TenantConfig {
+    /// An Ashby tenant given neither a token nor a key: its customer connects it from a connect
+    /// link.
+    pub fn awaits_connection(&self) -> bool {
+        self.ats == Ats::Ashby && self.trigger_token.is_empty() && self.ashby_api_key.is_empty()
+    }
 }
 
 fn default_ashby_base_url() -> Url {
@@ -86,6 +96,8 @@ fn sandbox_options(id: &str, name: &str, choices: &[(&str, &str)]) -> Vec<Packag
 pub const SANDBOX_VENDOR: &str = "sandbox";
 pub const DEMO_TOKEN: &str = "demo-trigger-token";
 pub const DEMO_ASHBY_KEY: &str = "demo-ashby-api-key";
+/// The demo tenant that is not connected yet (the connect page's demo).
+pub const DEMO_CONNECT_TENANT: &str = "demo-connect";
 pub const DEMO_GREENHOUSE_KEY: &str = "demo-greenhouse-partner-key";
 /// Greenhouse limits an org's API key to under 171 characters.
 pub const MAX_GREENHOUSE_KEY: usize = 170;
@@ -163,6 +175,16 @@ impl LocalConfig {
                     ashby_base_url: base.join("ashby")?,
                     packages: refs.clone(),
                 },
+                // Not connected yet: the customer connects it on its connect page.
+                TenantConfig {
+                    id: TenantId::parse(DEMO_CONNECT_TENANT)?,
+                    name: "Demo customer (not connected yet)".into(),
+                    ats: Ats::Ashby,
+                    trigger_token: String::new(),
+                    ashby_api_key: String::new(),
+                    ashby_base_url: base.join("ashby")?,
+                    packages: refs.clone(),
+                },
                 TenantConfig {
                     id: TenantId::parse("demo-greenhouse")?,
                     name: "Demo Greenhouse customer".into(),
@@ -208,6 +230,9 @@ impl LocalConfig {
             if !tenant_ids.insert(&t.id) {
                 bail!("tenant {} is defined twice", t.id);
             }
+            if t.awaits_connection() {
+                continue;
+            }
             if t.trigger_token.len() < 8 || !tokens.insert(&t.trigger_token) {
                 bail!(
                     "tenant {}: trigger_token must be unique and at least 8 characters",
@@ -216,7 +241,11 @@ impl LocalConfig {
             }
             match t.ats {
                 Ats::Ashby if t.ashby_api_key.is_empty() => {
-                    bail!("tenant {}: ashby_api_key must not be empty", t.id);
+                    bail!(
+                        "tenant {}: ashby_api_key must not be empty (or give neither it nor \
+                         trigger_token, and the tenant is connected from its connect page)",
+                        t.id
+                    );
                 }
                 Ats::Greenhouse if !t.ashby_api_key.is_empty() => {
                     bail!(
@@ -367,9 +396,33 @@ mod tests {
         assert_eq!(ok.tenants[0].ats, Ats::Greenhouse);
         assert!(
             load(tenant("", "")).is_err(),
-            "an Ashby tenant needs its key"
+            "an Ashby tenant with a token needs its key"
         );
         assert!(load(tenant(r#"ats = "greenhouse""#, r#"ashby_api_key = "k""#)).is_err());
         assert!(toml::from_str::<LocalConfig>(&tenant(r#"ats = "workday""#, "")).is_err());
+    }
+
+    #[test]
+    fn an_ashby_tenant_without_token_and_key_awaits_connection_but_not_with_one_of_them() {
+        let text = |extra: &str| {
+            format!(
+                r#"
+                [[tenants]]
+                id = "globex"
+                name = "Globex"
+                {extra}
+            "#
+            )
+        };
+        let c: LocalConfig = toml::from_str(&text("")).expect("parses");
+        c.validate().expect("awaits connection");
+        assert!(c.tenants[0].awaits_connection());
+        let half: LocalConfig = toml::from_str(&text(r#"ashby_api_key = "k""#)).expect("parses");
+        assert!(half.validate().is_err(), "a key without a token is refused");
+        let gh: LocalConfig = toml::from_str(&text(r#"ats = "greenhouse""#)).expect("parses");
+        assert!(
+            gh.validate().is_err(),
+            "a Greenhouse tenant needs its partner key"
+        );
     }
 }

@@ -6,7 +6,7 @@ use anyhow::{Context, bail};
 use hub_local::server::{Options, start};
 
 const USAGE: &str = "usage: hub-local [--port N] [--config FILE] [--public-url URL] \
-[--table NAME] [--sandbox-delay-ms N] [--retry-interval-ms N]
+[--table NAME] [--sandbox-delay-ms N] [--retry-interval-ms N] [--connect-link-valid-secs N]
 
   --port N             port on 127.0.0.1 (default 8000; 0 picks a free one)
   --config FILE        tenants and vendors from a TOML file instead of the built-in demo
@@ -15,7 +15,10 @@ const USAGE: &str = "usage: hub-local [--port N] [--config FILE] [--public-url U
                        AWS_ENDPOINT_URL included) instead of memory; created if missing
   --sandbox-delay-ms N pause between the sandbox vendor's callbacks (default 3000)
   --retry-interval-ms N how often owed deliveries are retried (default 5000); the first
-                       backoff after a failure is HUB_RETRY_BASE_MS (default 30000)";
+                       backoff after a failure is HUB_RETRY_BASE_MS (default 30000)
+  --connect-link-valid-secs N  how long the printed connect links work (default 7 days)
+
+  HUB_PARTNER_NAME     the integration's name in Ashby, as the connect page words it";
 
 fn parse_args() -> anyhow::Result<Options> {
     let mut opts = Options::default();
@@ -48,6 +51,14 @@ fn parse_args() -> anyhow::Result<Options> {
                         .parse::<u64>()
                         .context("--retry-interval-ms must be a number")?
                         .max(10),
+                )
+            }
+            "--connect-link-valid-secs" => {
+                opts.connect_link_valid = Duration::from_secs(
+                    value
+                        .parse::<u64>()
+                        .context("--connect-link-valid-secs must be a number")?
+                        .max(1),
                 )
             }
             other => bail!("unknown flag {other}\n\n{USAGE}"),
@@ -86,6 +97,19 @@ async fn main() -> anyhow::Result<()> {
             demo_start_body(&hub).await
         );
         println!("  then watch this terminal: the sandbox vendor reports progress and a result.");
+    }
+    for (tenant, url) in &hub.connect_links {
+        println!();
+        if opts.config.is_none() {
+            println!("A customer not connected yet ({tenant}) connects itself on its page:");
+            println!("  connect page: {url}");
+            println!(
+                "  (paste the Ashby key {} there; Ashby's refresh is: curl -s -u <token>: -X POST {base}/assessment.list -d '{{}}')",
+                hub_local::config::DEMO_ASHBY_KEY
+            );
+        } else {
+            println!("connect page for {tenant}: {url}");
+        }
     }
     if let Some(key) = &hub.demo_greenhouse_key {
         println!();

@@ -45,6 +45,8 @@ pub struct Options {
     pub hub_config: Option<Config>,
     /// How often the delivery queue is retried (the Lambda deployment's schedule, in-process).
     pub retry_interval: Duration,
+    /// How long the connect links of tenants awaiting connection work.
+    pub connect_link_valid: Duration,
 }
 
 impl Default for Options {
@@ -58,6 +60,9 @@ impl Default for Options {
             quiet: false,
             hub_config: None,
             retry_interval: Duration::from_secs(5),
+            connect_link_valid: Duration::from_secs(
+                u64::from(hub::domain::connect::DEFAULT_INVITE_DAYS) * 86_400,
+            ),
         }
     }
 }
@@ -74,6 +79,8 @@ pub struct RunningHub {
     pub app: Arc<App>,
     /// The same store as the app's, with the operator's side (seeding, redelivery).
     pub store: Arc<dyn AdminStore>,
+    /// A connect link for each tenant that awaits connection, in the registry's order.
+    pub connect_links: Vec<(hub::domain::TenantId, String)>,
     shutdown: Option<oneshot::Sender<()>>,
     task: tokio::task::JoinHandle<()>,
     retry: tokio::task::JoinHandle<()>,
@@ -147,8 +154,16 @@ pub async fn start(opts: Options) -> anyhow::Result<RunningHub> {
     };
     let names = SecretNames::new(config.secret_prefix.clone());
     let reads: Arc<dyn SecretSource> = secrets.clone();
-    let app = Arc::new(App::new(config, store.clone(), reads)?);
+    let app = Arc::new(App::new(config, store.clone(), reads)?.with_secret_writer(secrets.clone()));
     load_registry(store.as_ref(), secrets.as_ref(), &names, &registry).await?;
+    let connect_links = connect_links(
+        store.as_ref(),
+        &registry,
+        &base_url,
+        app.clock().now(),
+        opts.connect_link_valid,
+    )
+    .await?;
 
     let ashby = Arc::new(AshbyStandIn::new(
         base_url.join("ashby")?.as_str(),
@@ -199,6 +214,7 @@ pub async fn start(opts: Options) -> anyhow::Result<RunningHub> {
         greenhouse,
         app,
         store,
+        connect_links,
         shutdown: Some(tx),
         task,
         retry,
@@ -234,6 +250,13 @@ async fn load_registry(
             .await?;
     }
     for t in &registry.tenants {
+        if t.awaits_connection() {
+            // Kept as it is when the table already holds it (a restart must not disconnect it).
+            store
+                .create_tenant_awaiting(&LocalConfig::tenant_record(t))
+                .await?;
+            continue;
+        }
         let token = SecretString::from(t.trigger_token.clone());
         store
             .put_tenant(&LocalConfig::tenant_record(t), &TokenHash::of(&token))
@@ -256,6 +279,33 @@ async fn load_registry(
         }
     }
     Ok(())
+}
+
+/// A fresh connect link (`<base>connect/<code>`) for every tenant that awaits connection, as
+/// `hubctl tenant invite` makes them. The codes are printed once and kept nowhere else.
+async fn connect_links(
+    store: &dyn AdminStore,
+    registry: &LocalConfig,
+    base: &Url,
+    now: hub::clock::Timestamp,
+    valid: Duration,
+) -> anyhow::Result<Vec<(hub::domain::TenantId, String)>> {
+    let mut links = Vec::new();
+    for t in registry.tenants.iter().filter(|t| t.awaits_connection()) {
+        let code = hub::domain::connect::generate_connect_code();
+        let invite = hub::domain::Invite {
+            hash: TokenHash::of(&code),
+            tenant_id: t.id.clone(),
+            created_at_ms: now,
+            expires_at_ms: now + valid,
+            revoked_at_ms: None,
+            token_shown_at_ms: None,
+        };
+        store.create_invite(&invite).await?;
+        let url = base.join(&format!("connect/{}", code.expose_secret()))?;
+        links.push((t.id.clone(), url.to_string()));
+    }
+    Ok(links)
 }
 
 /// API Gateway's part: route by path, cap the body, hand the request to the function's handler.

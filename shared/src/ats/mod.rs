@@ -66,4 +66,14 @@ pub trait AtsGateway: Send + Sync {
         let _ = (tenant, file, bytes);
         Err(AtsError::Rejected("this ATS takes no report files".into()))
     }
+    /// What the ATS says of an API key a customer pasted for `tenant` (Ashby's `apiKey.info`).
+    /// An ATS without API keys for the hub says it cannot check.
+    async fn check_key(
+        &self,
+        tenant: &Tenant,
+        key: &secrecy::SecretString,
+    ) -> ashby::client::KeyInfo {
+        let _ = (tenant, key);
+        ashby::client::KeyInfo::Unavailable("this ATS takes no API key".into())
+    }
 }

@@ -3,6 +3,7 @@
 //! Gateway would turn into a bare 502) and never panics on input.
 
 pub mod cancel;
+pub mod connect;
 pub mod greenhouse;
 pub mod list_assessments;
 pub mod result_callback;
@@ -29,6 +30,10 @@ pub trait Endpoint {
     const NAME: &'static str;
     /// The one method it answers; others get 405.
     const METHOD: http::Method = http::Method::POST;
+    /// Whether it answers `method` (`METHOD` unless it says otherwise).
+    fn allows(method: &http::Method) -> bool {
+        method == Self::METHOD
+    }
     /// Whether it serves `path`, for a function that serves several routes ([`Routes`]); the
     /// last endpoint of a function takes every path the others do not.
     fn matches(_path: &str) -> bool {
@@ -51,6 +56,7 @@ pub enum Route {
     GreenhouseSendTest,
     GreenhouseTestStatus,
     GreenhouseResponseError,
+    Connect,
 }
 
 impl Route {
@@ -67,6 +73,7 @@ impl Route {
             greenhouse::TEST_STATUS => Some(Self::GreenhouseTestStatus),
             greenhouse::RESPONSE_ERROR => Some(Self::GreenhouseResponseError),
             p if p.starts_with("/callbacks/") => Some(Self::ResultCallback),
+            p if p.starts_with(connect::PREFIX) => Some(Self::Connect),
             _ => None,
         }
     }
@@ -82,6 +89,7 @@ impl Route {
             Self::GreenhouseSendTest => dispatch::<greenhouse::SendTest>(app, req).await,
             Self::GreenhouseTestStatus => dispatch::<greenhouse::TestStatus>(app, req).await,
             Self::GreenhouseResponseError => dispatch::<greenhouse::ResponseError>(app, req).await,
+            Self::Connect => dispatch::<connect::Connect>(app, req).await,
         }
     }
 }
@@ -136,7 +144,7 @@ pub async fn dispatch<E: Endpoint>(app: &App, req: Request) -> Response<Body> {
     async move {
         let started = std::time::Instant::now();
         let (outcome, waited) = crate::waits::account(async {
-            if req.method() != E::METHOD {
+            if !E::allows(req.method()) {
                 Err(ApiError::MethodNotAllowed)
             } else {
                 E::handle(app, &req).await
@@ -157,7 +165,7 @@ pub async fn dispatch<E: Endpoint>(app: &App, req: Request) -> Response<Body> {
     .await
 }
 
-fn request_id(req: &Request) -> Option<String> {
+pub(crate) fn request_id(req: &Request) -> Option<String> {
     req.lambda_context_ref()
         .map(|c| c.request_id.clone())
         .filter(|id| !id.is_empty())
@@ -230,7 +238,7 @@ fn trigger_token(req: &Request) -> Option<SecretString> {
 /// another ATS's tenant is refused like an unknown one: each ATS's routes take its tokens only.
 pub(crate) async fn authenticate(app: &App, req: &Request, ats: Ats) -> Result<Tenant, ApiError> {
     let token = trigger_token(req).ok_or(ApiError::Unauthorized)?;
-    crate::usecases::catalogue::tenant_for(app, &TokenHash::of(&token), ats)
+    crate::usecases::catalogue::tenant_for(app, &TokenHash::of(&token), ats, req.uri().path())
         .await?
         .ok_or(ApiError::Unauthorized)
 }

@@ -7,7 +7,7 @@
 pub mod aws;
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
@@ -93,6 +93,56 @@ impl SecretNames {
     }
     pub fn signing_secret(&self, vendor: &VendorId) -> String {
         format!("{}vendors/{vendor}/signing-secret", self.prefix)
+    }
+}
+
+/// Tenants' Ashby API keys as the connect page handles them: whether one is stored, and storing
+/// the one a customer pasted. The functions that only read keys get a vault without a writer.
+pub struct KeyVault {
+    reads: Arc<dyn SecretSource>,
+    writes: Option<Arc<dyn SecretAdmin>>,
+    names: SecretNames,
+}
+
+impl KeyVault {
+    pub fn read_only(reads: Arc<dyn SecretSource>, names: SecretNames) -> Self {
+        Self {
+            reads,
+            writes: None,
+            names,
+        }
+    }
+
+    pub fn writable(store: Arc<dyn SecretAdmin>, names: SecretNames) -> Self {
+        Self {
+            reads: store.clone(),
+            writes: Some(store),
+            names,
+        }
+    }
+
+    /// Whether the tenant has an Ashby API key stored.
+    pub async fn has_ashby_key(&self, tenant: &TenantId) -> Result<bool, SecretError> {
+        match self.reads.current(&self.names.ashby_api_key(tenant)).await {
+            Ok(_) => Ok(true),
+            Err(SecretError::NotFound(_)) => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Makes `key` the tenant's Ashby API key (the one it replaces stays as the previous
+    /// version, which nothing reads).
+    pub async fn put_ashby_key(
+        &self,
+        tenant: &TenantId,
+        key: &SecretString,
+    ) -> Result<(), SecretError> {
+        let Some(w) = &self.writes else {
+            return Err(SecretError::Unavailable(
+                "this process may not write secrets".into(),
+            ));
+        };
+        w.put(&self.names.ashby_api_key(tenant), key).await
     }
 }
 

@@ -7,17 +7,25 @@ use crate::app::App;
 use crate::domain::{Ats, Package, PackageRef, Tenant, TokenHash};
 use crate::ports::StoreResult;
 
-/// The enabled tenant of `ats` whose trigger token hashes to `token`.
-pub async fn tenant_for(app: &App, token: &TokenHash, ats: Ats) -> StoreResult<Option<Tenant>> {
-    let tenant = app
+/// The enabled tenant of `ats` whose trigger token hashes to `token`, calling `route`. The call
+/// is noted on the tenant's health (`health::note_call`: no write on a warm call).
+pub async fn tenant_for(
+    app: &App,
+    token: &TokenHash,
+    ats: Ats,
+    route: &str,
+) -> StoreResult<Option<Tenant>> {
+    let Some(account) = app
         .store
-        .tenant_by_token(token)
+        .account_by_token(token)
         .await?
-        .filter(|t| t.ats == ats);
-    if let Some(t) = &tenant {
-        tracing::Span::current().record("tenant", t.id.as_str());
-    }
-    Ok(tenant)
+        .filter(|a| a.tenant.ats == ats)
+    else {
+        return Ok(None);
+    };
+    tracing::Span::current().record("tenant", account.tenant.id.as_str());
+    super::health::note_call(app, &account, token, route).await;
+    Ok(Some(account.tenant))
 }
 
 /// The tenant's enabled packages (each an assessment type: `PackageRef::type_id`), in the

@@ -17,8 +17,8 @@ use crate::app::App;
 use crate::ats::AtsError;
 use crate::clock::Timestamp;
 use crate::domain::{
-    Assessment, AssessmentId, Delivery, DeliveryKind, DeliveryState, FileDelivery, OrderAnswer,
-    Status, Vendor,
+    Assessment, AssessmentId, Delivery, DeliveryHealth, DeliveryKind, DeliveryState, FileDelivery,
+    OrderAnswer, Status, Vendor,
 };
 use crate::metrics::{Target, names};
 use crate::ports::{Retry, StoreResult};
@@ -258,20 +258,46 @@ fn backoff_after(
 }
 
 async fn send_to_ats(app: &App, a: &Assessment, d: &Delivery) -> StoreResult<Attempt> {
-    let Some(tenant) = app.store.tenant(&a.tenant_id).await? else {
+    let Some(account) = app.store.account(&a.tenant_id).await? else {
         return Ok(Attempt::parked(
             "the assessment's tenant no longer exists".into(),
         ));
     };
+    let attempt = send_update(app, a, d, &account.tenant).await?;
+    let health = match &attempt {
+        Attempt::Delivered => Some((DeliveryHealth::Delivered, "delivered")),
+        Attempt::Failed {
+            retry: Retry::Park(why),
+            ..
+        } => Some((DeliveryHealth::Refused, why.as_str())),
+        Attempt::Failed {
+            retry: Retry::Dead(why),
+            ..
+        } => Some((DeliveryHealth::Dead, why.as_str())),
+        _ => None,
+    };
+    if let Some((outcome, detail)) = health {
+        super::health::note_delivery(app, &account, outcome, detail).await;
+    }
+    Ok(attempt)
+}
+
+/// One try at an update (Ashby's `assessment.update`, Greenhouse's `PATCH`).
+async fn send_update(
+    app: &App,
+    a: &Assessment,
+    d: &Delivery,
+    tenant: &crate::domain::Tenant,
+) -> StoreResult<Attempt> {
     let started = std::time::Instant::now();
     let (result, target, no_key) = match d.kind {
         DeliveryKind::AtsPatch => (
-            app.greenhouse.patch(&tenant, &d.body).await,
+            app.greenhouse.patch(tenant, &d.body).await,
             Target::Greenhouse,
             "no Greenhouse partner key is stored for this tenant",
         ),
         _ => (
-            app.ats.send(&tenant, &d.body).await,
+            app.ats.send(tenant, &d.body).await,
             Target::Ashby,
             "no Ashby API key is stored for this tenant",
         ),

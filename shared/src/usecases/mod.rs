@@ -10,11 +10,15 @@
 //! - `deliver`: the delivery queue's transport, which asks `order` for the state change.
 //! - `catalogue`: the tenant's enabled assessment types, and who is calling.
 //! - `pull`: what an ATS that pulls results reads, and its reports of unusable replies.
+//! - `health`: what the hub records of a tenant's connection as it works.
+//! - `connect`: the customer's connect page (the trigger token, the Ashby API key, the status).
 
 pub mod callback;
 pub mod cancel;
 pub mod catalogue;
+pub mod connect;
 pub mod deliver;
+pub mod health;
 pub mod order;
 pub mod pull;
 pub mod start;

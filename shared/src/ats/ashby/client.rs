@@ -234,6 +234,42 @@ impl AshbyClient {
             .map(drop)
     }
 
+    /// `apiKey.info` with a key a customer pasted (CONTRACT.md §11): what Ashby says the key may
+    /// do. Never retried (the customer is waiting); the key is not kept.
+    pub async fn api_key_info(&self, base_url: &Url, api_key: &SecretString) -> KeyInfo {
+        let resp = self.rpc(base_url, "apiKey.info", api_key).body("{}").send();
+        let resp = match crate::waits::waiting(resp).await {
+            Ok(r) => r,
+            Err(e) => return KeyInfo::Unavailable(describe_transport(&e)),
+        };
+        self.watch.observe(resp.headers());
+        let status = resp.status().as_u16();
+        if status == 429 || resp.status().is_server_error() {
+            return KeyInfo::Unavailable(format!("HTTP {status}"));
+        }
+        let parsed: serde_json::Value = match resp.text().await {
+            Ok(t) => serde_json::from_str(&t).unwrap_or(serde_json::Value::Null),
+            Err(e) => return KeyInfo::Unavailable(describe_transport(&e)),
+        };
+        let code = parsed.pointer("/errorInfo/code").and_then(|v| v.as_str());
+        match status {
+            403 if code == Some("missing_endpoint_permission") => KeyInfo::CannotReadScopes,
+            401 | 403 => KeyInfo::Refused(status),
+            200..=299 if parsed.get("success") != Some(&serde_json::Value::Bool(false)) => {
+                match serde_json::from_value::<ApiKeyInfoAnswer>(parsed) {
+                    Ok(a) => KeyInfo::Scopes {
+                        title: a.results.title.unwrap_or_default(),
+                        scopes: a.results.scopes,
+                    },
+                    Err(_) => KeyInfo::Unavailable("an unreadable apiKey.info answer".into()),
+                }
+            }
+            // `success: false` on a 200: Ashby's error envelope for a refused key.
+            200..=299 if code == Some("missing_endpoint_permission") => KeyInfo::CannotReadScopes,
+            _ => KeyInfo::Refused(status),
+        }
+    }
+
     /// One RPC call: success means HTTP 2xx and `success` not false; the parsed answer (or
     /// `null` when it was not JSON).
     async fn call(
@@ -293,6 +329,35 @@ impl AshbyClient {
         }
         Ok(parsed)
     }
+}
+
+/// What `apiKey.info` said of a key.
+#[derive(Debug, Clone, PartialEq)]
+pub enum KeyInfo {
+    /// The key works; its title and scopes (`<module>:<read|write>`).
+    Scopes { title: String, scopes: Vec<String> },
+    /// 403 `missing_endpoint_permission`: the key works but may not read its own scopes.
+    CannotReadScopes,
+    /// 401, another 403, or another refusal: the key does not work.
+    Refused(u16),
+    /// Ashby could not be reached, timed out or failed (5xx, 429).
+    Unavailable(String),
+}
+
+/// The scope `assessment.update` and the file uploads need.
+pub const CANDIDATES_WRITE: &str = "candidates:write";
+
+#[derive(Deserialize)]
+struct ApiKeyInfoAnswer {
+    results: ApiKeyInfoResults,
+}
+
+#[derive(Deserialize)]
+struct ApiKeyInfoResults {
+    #[serde(default)]
+    title: Option<String>,
+    #[serde(default)]
+    scopes: Vec<String>,
 }
 
 /// How long the upload of one file to storage may take (up to 10 MB).

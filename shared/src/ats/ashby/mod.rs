@@ -11,7 +11,10 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 
-pub use client::{AshbyClient, AshbyError, CreateFileUploadHandle, StorageError, Upload};
+pub use client::{
+    AshbyClient, AshbyError, CANDIDATES_WRITE, CreateFileUploadHandle, KeyInfo, StorageError,
+    Upload,
+};
 pub use types::*;
 
 use super::{AtsError, AtsGateway};
@@ -45,6 +48,10 @@ impl AtsGateway for AshbyGateway {
         notice: &Notice,
     ) -> Result<String, serde_json::Error> {
         serde_json::to_string(&UpdateRequest::from_notice(id, at, notice))
+    }
+
+    async fn check_key(&self, tenant: &Tenant, key: &secrecy::SecretString) -> KeyInfo {
+        self.client.api_key_info(&tenant.ashby_base_url, key).await
     }
 
     async fn send(&self, tenant: &Tenant, body: &str) -> Result<(), AtsError> {
