@@ -47,6 +47,21 @@ pub enum AshbyMode {
     FailEvery(u64),
 }
 
+/// How the fake Ashby answers `apiKey.info` (CONTRACT.md §11).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyInfoMode {
+    /// Its own key: 200 with `candidates:write` among the scopes; any other key: 403.
+    Valid,
+    /// 200 with scopes, but not `candidates:write`.
+    WithoutCandidatesWrite,
+    /// 403 `missing_endpoint_permission`: the key works but may not read its scopes.
+    CannotReadScopes,
+    /// 401 whatever the key.
+    Unauthorized,
+    /// 500.
+    Down,
+}
+
 #[derive(Debug, Clone)]
 pub struct ReceivedUpdate {
     pub body: Value,
@@ -72,6 +87,9 @@ pub struct FakeAshby {
     pub files: Arc<AshbyFiles>,
     /// What every answer says in `Ashby-Version-Status` (`active` unless a test changes it).
     version_status: Mutex<String>,
+    key_info: Mutex<KeyInfoMode>,
+    key_checks: AtomicU64,
+    extras: hub_local::openapi::Extras,
 }
 
 impl FakeAshby {
@@ -92,9 +110,13 @@ impl FakeAshby {
                     .expect("file stand-in"),
             ),
             version_status: Mutex::new("active".into()),
+            key_info: Mutex::new(KeyInfoMode::Valid),
+            key_checks: AtomicU64::new(0),
+            extras: hub_local::openapi::Extras::embedded().expect("extras schemas"),
         });
         let router = axum::Router::new()
             .route("/assessment.update", post(ashby_update))
+            .route("/apiKey.info", post(api_key_info))
             .with_state(me.clone())
             .merge(me.files.clone().router(""))
             .layer(axum::middleware::map_response_with_state(
@@ -105,6 +127,20 @@ impl FakeAshby {
             let _ = axum::serve(listener, router).await;
         });
         me
+    }
+
+    pub fn set_key_info(&self, mode: KeyInfoMode) {
+        *self.key_info.lock().unwrap() = mode;
+    }
+
+    /// How many `apiKey.info` calls it received.
+    pub fn key_checks(&self) -> u64 {
+        self.key_checks.load(Ordering::Relaxed)
+    }
+
+    /// The key it accepts.
+    pub fn api_key(&self) -> &str {
+        &self.api_key
     }
 
     pub fn set_mode(&self, mode: AshbyMode) {
@@ -158,6 +194,43 @@ async fn version_headers(State(s): State<Arc<FakeAshby>>, mut r: Response) -> Re
         h.insert("ashby-version-status", v);
     }
     r
+}
+
+async fn api_key_info(
+    State(s): State<Arc<FakeAshby>>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Response {
+    s.key_checks.fetch_add(1, Ordering::Relaxed);
+    let parsed: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+    let mut violations = s
+        .extras
+        .check("ApiKeyInfoRequest", &parsed)
+        .err()
+        .unwrap_or_default();
+    violations.extend(check_headers(&headers));
+    assert!(violations.is_empty(), "apiKey.info request: {violations:?}");
+    let error = |status: StatusCode, code: &str| {
+        let body = json!({"success": false, "errorInfo": {"code": code, "message": code}});
+        (status, Json(body)).into_response()
+    };
+    let own = basic_user(&headers).as_deref() == Some(s.api_key.as_str());
+    let scopes: &[&str] = match *s.key_info.lock().unwrap() {
+        KeyInfoMode::Down => return error(StatusCode::INTERNAL_SERVER_ERROR, "internal_error"),
+        KeyInfoMode::Unauthorized => return error(StatusCode::UNAUTHORIZED, "invalid_api_key"),
+        _ if !own => return error(StatusCode::FORBIDDEN, "invalid_api_key"),
+        KeyInfoMode::CannotReadScopes => {
+            return error(StatusCode::FORBIDDEN, "missing_endpoint_permission");
+        }
+        KeyInfoMode::WithoutCandidatesWrite => &["candidates:read", "jobs:read", "apiKeys:read"],
+        KeyInfoMode::Valid => &["candidates:read", "candidates:write", "apiKeys:read"],
+    };
+    let answer = json!({"success": true, "results": {
+        "title": "Hub integration", "createdAt": "2026-11-02T10:00:00.000Z", "scopes": scopes}});
+    if let Err(e) = s.extras.check("ApiKeyInfoResponse", &answer) {
+        panic!("the fake's apiKey.info answer breaks extras-schemas.json: {e:?}");
+    }
+    Json(answer).into_response()
 }
 
 async fn ashby_update(

@@ -328,6 +328,11 @@ impl Fixture {
                 instances: 1,
             },
             FunctionSpec {
+                binary: "connect",
+                routes: |p| p.starts_with("/connect/"),
+                instances: 1,
+            },
+            FunctionSpec {
                 binary: "deliver-updates",
                 routes: |_| false,
                 instances: 1,

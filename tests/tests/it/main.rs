@@ -4,6 +4,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod ashby_extras;
+mod connect;
 mod greenhouse;
 mod helpers;
 mod hostile;
