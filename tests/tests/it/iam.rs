@@ -30,6 +30,9 @@ enum Resource {
     TableIndexes,
     /// `!Sub "arn:${AWS::Partition}:secretsmanager:...:secret:${SecretPrefix}*"`
     HubSecrets,
+    /// `!Sub "arn:...:secret:${SecretPrefix}tenants/*/ashby-api-key-*"`: tenants' Ashby API keys
+    /// (the connect page writes them; Secrets Manager appends `-` and six characters).
+    TenantAshbyKeys,
     /// `!Ref TableKmsKeyArn`, the table's customer-managed key when one is set.
     TableKey,
     /// Anything else; never expected.
@@ -92,6 +95,9 @@ fn classify(resource: &Yaml) -> Resource {
             Some(
                 "arn:${AWS::Partition}:secretsmanager:${AWS::Region}:${AWS::AccountId}:secret:${SecretPrefix}*",
             ) => Resource::HubSecrets,
+            Some(
+                "arn:${AWS::Partition}:secretsmanager:${AWS::Region}:${AWS::AccountId}:secret:${SecretPrefix}tenants/*/ashby-api-key-*",
+            ) => Resource::TenantAshbyKeys,
             _ => Resource::Other(format!("{resource:?}")),
         },
         _ => Resource::Other(format!("{resource:?}")),
@@ -218,7 +224,18 @@ fn needs(call: &AwsCall, table: &str, secret_prefix: &str) -> Vec<(String, Resou
         }
         needs
     } else if op.starts_with("secretsmanager:") {
+        let writes = op != "secretsmanager:GetSecretValue";
         let resource = match call.secret_id() {
+            Some(id)
+                if writes
+                    && id
+                        .strip_prefix(secret_prefix)
+                        .and_then(|rest| rest.strip_prefix("tenants/"))
+                        .and_then(|rest| rest.strip_suffix("/ashby-api-key"))
+                        .is_some_and(|tenant| !tenant.is_empty() && !tenant.contains('/')) =>
+            {
+                Resource::TenantAshbyKeys
+            }
             Some(id) if id.starts_with(secret_prefix) => Resource::HubSecrets,
             other => Resource::Other(format!("secret {other:?}")),
         };
@@ -273,6 +290,10 @@ async fn each_function_is_granted_exactly_the_aws_actions_its_code_calls() {
     // nothing more.
     crate::greenhouse::a_greenhouse_test_runs_from_list_to_complete_with_one_patch(&f).await;
     crate::greenhouse::a_response_error_is_recorded_against_its_test(&f).await;
+    // The connect page: its function, and the rotation it ends on the list function.
+    crate::connect::the_token_is_shown_once_and_rotation_ends_on_ashby_s_first_call_with_it(&f)
+        .await;
+    crate::connect::a_new_account_connects_and_each_api_key_info_answer_is_handled(&f).await;
     f.stop().await;
 
     let mut problems = Vec::new();
@@ -425,7 +446,8 @@ fn alarms_on_hub_metrics_read_names_the_code_emits_without_dimensions() {
             "AshbyVersionNotActive",
             "GreenhousePatchesDead",
             "GreenhouseResponseErrors",
-            "OldestPendingDeliveryAgeSeconds"
+            "OldestPendingDeliveryAgeSeconds",
+            "TenantsNeedingAttention"
         ]
     );
 }

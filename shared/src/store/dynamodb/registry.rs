@@ -438,15 +438,13 @@ impl Registry for DynamoDbStore {
             {
                 return Ok(Attempt::Done(false));
             }
-            let (kept, others): (Vec<TenantToken>, Vec<TenantToken>) =
-                tokens.into_iter().partition(|t| t.hash == *token);
-            let mut ops = vec![self.tokens_pending_op(id, &kept, &state.rev, Pending::Clear)?];
-            for o in &others {
-                if let Some(delete) = self.token_delete_op(id, &o.hash).await? {
-                    ops.push(delete);
-                }
-            }
-            Ok(match self.transact(OP, ops).await? {
+            // Unlisting the other tokens is what stops them (a token works only while its
+            // tenant lists it); their token items stay behind, pointing at a tenant that no
+            // longer lists them, so that the call that ends a rotation (any Ashby-facing
+            // function) writes one item and needs no delete.
+            let kept: Vec<TenantToken> = tokens.into_iter().filter(|t| t.hash == *token).collect();
+            let op = self.tokens_pending_op(id, &kept, &state.rev, Pending::Clear)?;
+            Ok(match self.transact(OP, vec![op]).await? {
                 Tx::Committed => Attempt::Done(true),
                 Tx::ConditionFailed(_) | Tx::Contended => Attempt::Lost(()),
             })
