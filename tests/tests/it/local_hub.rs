@@ -439,3 +439,135 @@ async fn the_demo_hub_runs_a_greenhouse_test_through_its_stand_in() {
     );
     hub.stop().await;
 }
+
+/// The demo's customer that is not connected yet connects itself on its printed link, with the
+/// Ashby stand-in's `apiKey.info` vouching for the demo key; the stand-in's answers for each demo
+/// key match `extras-schemas.json`.
+#[tokio::test]
+async fn the_demo_s_unconnected_customer_connects_on_its_link() {
+    let hub = hub_local::server::start(hub_local::server::Options {
+        port: 0,
+        quiet: true,
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let base = hub.base_url.as_str().trim_end_matches('/').to_owned();
+    let [(tenant, url)] = hub.connect_links.as_slice() else {
+        panic!("one connect link in the demo: {:?}", hub.connect_links);
+    };
+    assert_eq!(tenant.as_str(), hub_local::config::DEMO_CONNECT_TENANT);
+    assert!(url.starts_with(&format!("{base}/connect/")), "{url}");
+    let http = reqwest::Client::new();
+    let html = http.get(url).send().await.unwrap().text().await.unwrap();
+    let at = html.find("name=\"connect-csrf\" content=\"").unwrap() + 29;
+    let csrf = &html[at..at + html[at..].find('"').unwrap()];
+    let post = |path: String, body: serde_json::Value| {
+        http.post(path)
+            .header("sec-fetch-site", "same-origin")
+            .body(body.to_string())
+            .send()
+    };
+    let token: serde_json::Value = post(format!("{url}/token"), serde_json::json!({"csrf": csrf}))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let token = token["token"].as_str().unwrap().to_owned();
+    let list = http
+        .post(format!("{base}/assessment.list"))
+        .basic_auth(&token, Some(""))
+        .body("{}")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(list.status(), 200);
+    for (key, outcome) in [
+        (
+            hub_local::ashby_standin::DEMO_KEY_READ_ONLY,
+            "missing_permission",
+        ),
+        ("not-a-demo-key", "refused"),
+        (
+            hub_local::ashby_standin::DEMO_KEY_NO_SCOPE_READ,
+            "stored_unverified",
+        ),
+        (hub_local::config::DEMO_ASHBY_KEY, "stored"),
+    ] {
+        let saved: serde_json::Value = post(
+            format!("{url}/ashby-key"),
+            serde_json::json!({"csrf": csrf, "api_key": key}),
+        )
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+        assert_eq!(saved["outcome"], outcome, "{key}: {saved}");
+    }
+    let status: serde_json::Value = http
+        .get(format!("{url}/status"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(status["state"], "connected", "{status}");
+
+    // The stand-in's own answers, against the ground truth's schemas.
+    let extras = hub_local::openapi::Extras::parse_named(
+        "extras-schemas.json",
+        &std::fs::read_to_string(
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("../../shared/ashby/extras-schemas.json"),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    for key in [
+        hub_local::config::DEMO_ASHBY_KEY,
+        hub_local::ashby_standin::DEMO_KEY_READ_ONLY,
+        hub_local::ashby_standin::DEMO_KEY_NO_SCOPE_READ,
+        "not-a-demo-key",
+    ] {
+        let resp = http
+            .post(format!("{base}/ashby/apiKey.info"))
+            .basic_auth(key, Some(""))
+            .header("content-type", "application/json")
+            .header("user-agent", "test")
+            .header("ashby-version", "2026-01-01")
+            .body("{}")
+            .send()
+            .await
+            .unwrap();
+        let body: serde_json::Value = resp.json().await.unwrap();
+        extras
+            .check("ApiKeyInfoResponse", &body)
+            .unwrap_or_else(|e| panic!("{key}: {body}: {e:?}"));
+    }
+    hub.stop().await;
+}
+
+/// With `--config`, a tenant given neither token nor key awaits connection and gets a link.
+#[tokio::test]
+async fn a_configured_tenant_without_token_and_key_gets_a_connect_link() {
+    let hub = crate::helpers::start_local_hub(
+        r#"
+        [[tenants]]
+        id = "globex"
+        name = "Globex"
+        "#,
+        None,
+        Duration::from_secs(60),
+        &[],
+    )
+    .await;
+    assert_eq!(hub.connect_links.len(), 1);
+    assert_eq!(hub.connect_links[0].0.as_str(), "globex");
+    let page = reqwest::get(&hub.connect_links[0].1).await.unwrap();
+    assert_eq!(page.status(), 200);
+    assert!(page.text().await.unwrap().contains("Globex"));
+    hub.stop().await;
+}
