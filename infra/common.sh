@@ -47,6 +47,30 @@ ensure_cargo_deny() {
     fi
 }
 
+# Debian's Chromium for the browser tests, with apt-get (as root, or through sudo), only if it is
+# not there yet. Never a browser download from elsewhere (no `playwright install`).
+ensure_chromium() {
+    step "Chromium (Debian's package) for the browser tests"
+    if [ -x /usr/bin/chromium ]; then
+        /usr/bin/chromium --version 2>/dev/null || true
+        return
+    fi
+    local sudo=""
+    [ "$(id -u)" -eq 0 ] || sudo="sudo"
+    $sudo env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+    $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium
+}
+
+# playwright-core and axe-core, pinned by tests/browser/package-lock.json, into
+# tests/browser/node_modules; reinstalled only when the lock file changes.
+ensure_browser_packages() {
+    step "playwright-core and axe-core (npm) in tests/browser/node_modules"
+    if ! cmp -s tests/browser/package-lock.json tests/browser/node_modules/.package-lock.json.installed; then
+        npm ci --prefix tests/browser --no-audit --no-fund --loglevel=error
+        cp tests/browser/package-lock.json tests/browser/node_modules/.package-lock.json.installed
+    fi
+}
+
 # rust-toolchain.toml lists the target, which rustup installs with the toolchain; an older
 # toolchain install may predate that line.
 ensure_arm64_target() {

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs every test on a fresh machine: installs what it needs (moto, cfn-lint, the SAM CLI,
-# cargo-lambda and zig into ./.venv; checkov into ./.venv-checkov; cargo-deny into target/tools),
+# cargo-lambda and zig into ./.venv; checkov into ./.venv-checkov; cargo-deny into target/tools;
+# Debian's chromium with apt-get and playwright-core and axe-core into tests/browser/node_modules),
 # lints, checks the SAM template (cfn-lint, sam validate, checkov), the dependency tree (cargo
 # deny) and the arm64 build, builds the function binaries, starts moto on a free loopback port,
 # runs the whole suite, and stops moto whatever happens.
@@ -121,6 +122,12 @@ export HUB_BIN_DIR="$ROOT/target/debug"
 step "cargo test (unit, store and secrets on moto, end to end)"
 cargo test --workspace --locked -- --test-threads=4 2>&1 | tee target/test-output.log
 
+ensure_chromium
+ensure_browser_packages
+step "browser tests: the connect page in Chromium (playwright-core) against hub-local"
+node tests/browser/connect.mjs 2>&1 | tee target/browser-test.log
+
 # One closing line for the whole run (cargo's own last line is an empty doc-test run).
 awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i+1) ~ /^passed;/) p += $i; if ($(i+1) ~ /^failed;/) f += $i } }
-     END { printf "tests: %d passed, %d failed\n", p, f }' target/test-output.log
+     /^browser: [0-9]+ checks passed/ { p += $2 }
+     END { printf "tests: %d passed, %d failed\n", p, f }' target/test-output.log target/browser-test.log
