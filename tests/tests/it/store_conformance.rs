@@ -13,17 +13,18 @@ use aws_sdk_dynamodb::types::{
     ProjectionType, ScalarAttributeType, TimeToLiveStatus,
 };
 use hub::clock::{ManualClock, Timestamp};
+use hub::domain::connect::generate_connect_code;
 use hub::domain::{
-    Assessment, AssessmentId, Delivery, DeliveryKind, DeliveryState, NewDelivery, Package,
-    PackageId, PackageRef, Status, Tenant, TenantId, TokenHash, Vendor, VendorId,
-    generate_trigger_token,
+    Assessment, AssessmentId, AtsCall, Delivery, DeliveryHealth, DeliveryKind, DeliveryReport,
+    DeliveryState, Invite, KeyCheck, NewDelivery, Package, PackageId, PackageRef, Status, Tenant,
+    TenantHealth, TenantId, TokenHash, Vendor, VendorId, generate_trigger_token,
 };
 use hub::ports::{
     AdminStore, Assessments, Change, ChangeOutcome, ChangeWrite, CreateOutcome, DeliveryQueue,
     DueRef, NewAssessment, QueueAdmin, Registry, RegistryAdmin, Retry, StartKey, StoreError,
     WebhookMarker,
 };
-use hub::ports::{MAX_TENANT_TOKENS, RegistryOutcome};
+use hub::ports::{IssueOutcome, MAX_TENANT_TOKENS, RegistryOutcome};
 use hub::store::{DynamoDbStore, MemoryStore};
 use hub_tests::aws_proxy::{AwsProxy, Fault};
 use tokio::sync::Barrier;
@@ -132,6 +133,32 @@ conformance!(
     a_greenhouse_assessment_keeps_its_ats_url_summary_and_reported_errors,
     a_start_key_kept_after_the_end_answers_the_finished_assessment,
     a_greenhouse_patch_delivery_is_queued_claimed_and_settled_like_the_others,
+    a_connect_link_is_stored_and_read_back_by_its_hash,
+    a_tenant_s_links_are_listed_newest_first_and_no_other_tenant_s,
+    a_link_for_an_unknown_tenant_is_not_found_and_not_stored,
+    revoking_a_link_by_its_id_keeps_the_first_revocation_time,
+    revoking_an_unknown_link_is_unknown_invite_and_writes_nothing,
+    showing_the_token_on_a_tenant_without_tokens_issues_its_only_token,
+    a_second_show_on_a_link_is_already_shown_and_writes_nothing,
+    a_replacement_token_does_not_use_up_the_links_show,
+    a_revoked_expired_or_unknown_link_issues_nothing,
+    a_new_token_is_pending_beside_the_old_until_the_ats_calls_with_it,
+    a_new_token_replaces_a_pending_one_the_ats_never_called_with,
+    completing_a_rotation_leaves_only_the_pending_token,
+    completing_a_rotation_with_a_token_that_is_not_pending_changes_nothing,
+    revoking_the_pending_token_ends_the_rotation,
+    issuing_to_a_tenant_holding_the_maximum_of_tokens_is_too_many,
+    a_pending_token_does_not_count_against_the_maximum_it_replaces,
+    concurrent_shows_on_one_link_issue_exactly_one_token,
+    an_ats_call_is_recorded_then_again_only_once_stale,
+    concurrent_ats_calls_record_once,
+    a_changed_delivery_outcome_is_recorded_at_once_and_the_same_only_once_stale,
+    a_key_check_is_read_back_with_the_account,
+    a_tenant_s_health_survives_operator_updates_and_is_listed,
+    failures_are_counted_per_key_from_zero,
+    concurrent_failures_are_all_counted,
+    a_tenant_created_awaiting_has_no_token_until_its_link_issues_one,
+    an_awaiting_tenant_is_created_once,
 );
 
 // --- fixtures ---
@@ -2567,4 +2594,774 @@ async fn a_greenhouse_patch_delivery_is_queued_claimed_and_settled_like_the_othe
             .count(),
         1
     );
+}
+
+// --- connect links and tenant health ---
+
+const DAY: Duration = Duration::from_secs(86_400);
+
+/// A link of `tenant` made at `created`, working for a week. Only its hash is kept: a test that
+/// needs the code makes its own.
+fn invite(tenant: &TenantId, created: Timestamp) -> Invite {
+    Invite {
+        hash: TokenHash::of(&generate_connect_code()),
+        tenant_id: tenant.clone(),
+        created_at_ms: created,
+        expires_at_ms: created + DAY * 7,
+        revoked_at_ms: None,
+        token_shown_at_ms: None,
+    }
+}
+
+/// A tenant made to await its customer: no token.
+async fn awaiting(store: &dyn AdminStore) -> Tenant {
+    let t = tenant();
+    assert_eq!(
+        store.create_tenant_awaiting(&t).await.unwrap(),
+        RegistryOutcome::Done
+    );
+    t
+}
+
+/// A stored link of `tenant`, made at `NOW`.
+async fn link(store: &dyn AdminStore, tenant: &TenantId) -> Invite {
+    let i = invite(tenant, NOW);
+    assert_eq!(
+        store.create_invite(&i).await.unwrap(),
+        RegistryOutcome::Done
+    );
+    i
+}
+
+/// The tenant's health as the functions read it (with the account).
+async fn health(store: &dyn AdminStore, id: &TenantId) -> TenantHealth {
+    store
+        .account(id)
+        .await
+        .unwrap()
+        .expect("tenant exists")
+        .health
+}
+
+/// The tenant `token` authenticates, if any.
+async fn owner(store: &dyn AdminStore, token: &TokenHash) -> Option<TenantId> {
+    store
+        .account_by_token(token)
+        .await
+        .unwrap()
+        .map(|a| a.tenant.id)
+}
+
+/// The tenant's token hashes in no particular order (tokens added in the same millisecond have
+/// no order between them).
+async fn token_set(store: &dyn AdminStore, id: &TenantId) -> Vec<TokenHash> {
+    set(tokens_of(store, id).await)
+}
+
+fn set(tokens: impl IntoIterator<Item = TokenHash>) -> Vec<TokenHash> {
+    let mut v: Vec<TokenHash> = tokens.into_iter().collect();
+    v.sort_by_key(|h| h.to_hex());
+    v
+}
+
+async fn read_invite(store: &dyn AdminStore, hash: &TokenHash) -> Invite {
+    store.invite(hash).await.unwrap().expect("invite exists")
+}
+
+fn call(at: Timestamp) -> AtsCall {
+    AtsCall {
+        at_ms: at,
+        route: "/assessment.list".into(),
+    }
+}
+
+fn report(at: Timestamp, outcome: DeliveryHealth) -> DeliveryReport {
+    DeliveryReport {
+        at_ms: at,
+        outcome,
+        detail: format!("{} at {}", outcome.as_str(), at.as_ms()),
+    }
+}
+
+async fn listed_health(store: &dyn AdminStore, id: &TenantId) -> TenantHealth {
+    store
+        .list_tenants()
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|e| &e.tenant.id == id)
+        .expect("listed")
+        .health
+}
+
+async fn a_connect_link_is_stored_and_read_back_by_its_hash(store: S) {
+    let t = awaiting(&*store).await;
+    let i = link(&*store, &t.id).await;
+    assert_eq!(store.invite(&i.hash).await.unwrap(), Some(i.clone()));
+    let unknown = TokenHash::of(&generate_connect_code());
+    assert_eq!(store.invite(&unknown).await.unwrap(), None);
+}
+
+async fn a_tenant_s_links_are_listed_newest_first_and_no_other_tenant_s(store: S) {
+    let (t, other) = (awaiting(&*store).await, awaiting(&*store).await);
+    let old = invite(&t.id, NOW);
+    let new = invite(&t.id, NOW + DAY);
+    let middle = invite(&t.id, NOW + ms(5));
+    let theirs = invite(&other.id, NOW + ms(7));
+    for i in [&middle, &theirs, &old, &new] {
+        assert_eq!(store.create_invite(i).await.unwrap(), RegistryOutcome::Done);
+    }
+    assert_eq!(store.invites(&t.id).await.unwrap(), vec![new, middle, old]);
+    assert_eq!(store.invites(&other.id).await.unwrap(), vec![theirs]);
+    assert_eq!(store.invites(&tenant().id).await.unwrap(), vec![]);
+}
+
+async fn a_link_for_an_unknown_tenant_is_not_found_and_not_stored(store: S) {
+    let ghost = tenant();
+    let i = invite(&ghost.id, NOW);
+    assert_eq!(
+        store.create_invite(&i).await.unwrap(),
+        RegistryOutcome::NotFound
+    );
+    assert_eq!(store.invite(&i.hash).await.unwrap(), None);
+    assert_eq!(store.invites(&ghost.id).await.unwrap(), vec![]);
+}
+
+async fn revoking_a_link_by_its_id_keeps_the_first_revocation_time(store: S) {
+    let t = awaiting(&*store).await;
+    let (i, kept) = (link(&*store, &t.id).await, link(&*store, &t.id).await);
+    assert_eq!(
+        store
+            .revoke_invite(&t.id, &i.id(), NOW + ms(10))
+            .await
+            .unwrap(),
+        RegistryOutcome::Done
+    );
+    assert_eq!(
+        read_invite(&*store, &i.hash).await.revoked_at_ms,
+        Some(NOW + ms(10))
+    );
+    assert_eq!(
+        store
+            .revoke_invite(&t.id, &i.id(), NOW + ms(20))
+            .await
+            .unwrap(),
+        RegistryOutcome::Done
+    );
+    let revoked = read_invite(&*store, &i.hash).await;
+    assert_eq!(revoked.revoked_at_ms, Some(NOW + ms(10)));
+    assert_eq!(
+        revoked,
+        Invite {
+            revoked_at_ms: Some(NOW + ms(10)),
+            ..i
+        },
+        "nothing else changes"
+    );
+    assert_eq!(read_invite(&*store, &kept.hash).await, kept);
+}
+
+async fn revoking_an_unknown_link_is_unknown_invite_and_writes_nothing(store: S) {
+    let (t, other) = (awaiting(&*store).await, awaiting(&*store).await);
+    let theirs = link(&*store, &other.id).await;
+    assert_eq!(
+        store
+            .revoke_invite(&t.id, "0123456789ab", NOW)
+            .await
+            .unwrap(),
+        RegistryOutcome::UnknownInvite
+    );
+    // Another tenant's link is not this tenant's to end.
+    assert_eq!(
+        store.revoke_invite(&t.id, &theirs.id(), NOW).await.unwrap(),
+        RegistryOutcome::UnknownInvite
+    );
+    assert_eq!(read_invite(&*store, &theirs.hash).await, theirs);
+}
+
+async fn showing_the_token_on_a_tenant_without_tokens_issues_its_only_token(store: S) {
+    let t = awaiting(&*store).await;
+    let i = link(&*store, &t.id).await;
+    let tok = token();
+    assert_eq!(
+        store
+            .issue_connect_token(&i.hash, &tok, true, NOW + ms(3))
+            .await
+            .unwrap(),
+        IssueOutcome::Issued
+    );
+    assert_eq!(owner(&*store, &tok).await, Some(t.id.clone()));
+    assert_eq!(tokens_of(&*store, &t.id).await, vec![tok]);
+    assert_eq!(health(&*store, &t.id).await.pending_token, None);
+    assert_eq!(
+        read_invite(&*store, &i.hash).await.token_shown_at_ms,
+        Some(NOW + ms(3))
+    );
+}
+
+async fn a_second_show_on_a_link_is_already_shown_and_writes_nothing(store: S) {
+    let t = awaiting(&*store).await;
+    let i = link(&*store, &t.id).await;
+    let first = token();
+    store
+        .issue_connect_token(&i.hash, &first, true, NOW)
+        .await
+        .unwrap();
+    let shown = read_invite(&*store, &i.hash).await;
+    let second = token();
+    assert_eq!(
+        store
+            .issue_connect_token(&i.hash, &second, true, NOW + ms(1))
+            .await
+            .unwrap(),
+        IssueOutcome::AlreadyShown
+    );
+    assert_eq!(owner(&*store, &second).await, None);
+    assert_eq!(tokens_of(&*store, &t.id).await, vec![first]);
+    assert_eq!(health(&*store, &t.id).await.pending_token, None);
+    assert_eq!(read_invite(&*store, &i.hash).await, shown);
+}
+
+async fn a_replacement_token_does_not_use_up_the_links_show(store: S) {
+    let (t, a) = (tenant(), token());
+    store.create_tenant(&t, &a).await.unwrap();
+    let i = link(&*store, &t.id).await;
+    let b = token();
+    assert_eq!(
+        store
+            .issue_connect_token(&i.hash, &b, false, NOW)
+            .await
+            .unwrap(),
+        IssueOutcome::Issued
+    );
+    assert_eq!(
+        read_invite(&*store, &i.hash).await,
+        i,
+        "the link is unchanged"
+    );
+    let c = token();
+    assert_eq!(
+        store
+            .issue_connect_token(&i.hash, &c, true, NOW)
+            .await
+            .unwrap(),
+        IssueOutcome::Issued
+    );
+}
+
+async fn a_revoked_expired_or_unknown_link_issues_nothing(store: S) {
+    let t = awaiting(&*store).await;
+    let (revoked, expiring) = (link(&*store, &t.id).await, link(&*store, &t.id).await);
+    store
+        .revoke_invite(&t.id, &revoked.id(), NOW)
+        .await
+        .unwrap();
+    let unknown = invite(&t.id, NOW);
+    for (hash, now) in [
+        (revoked.hash, NOW + ms(1)),
+        (expiring.hash, expiring.expires_at_ms),
+        (expiring.hash, expiring.expires_at_ms + ms(1)),
+        (unknown.hash, NOW),
+    ] {
+        for reveal in [true, false] {
+            let tok = token();
+            assert_eq!(
+                store
+                    .issue_connect_token(&hash, &tok, reveal, now)
+                    .await
+                    .unwrap(),
+                IssueOutcome::NoInvite,
+                "{now:?} {reveal}"
+            );
+            assert_eq!(owner(&*store, &tok).await, None);
+        }
+    }
+    assert_eq!(tokens_of(&*store, &t.id).await, vec![]);
+    assert_eq!(read_invite(&*store, &expiring.hash).await, expiring);
+    assert_eq!(store.invite(&unknown.hash).await.unwrap(), None);
+    // Up to its last millisecond the link works.
+    let tok = token();
+    assert_eq!(
+        store
+            .issue_connect_token(&expiring.hash, &tok, true, expiring.expires_at_ms - MS)
+            .await
+            .unwrap(),
+        IssueOutcome::Issued
+    );
+}
+
+async fn a_new_token_is_pending_beside_the_old_until_the_ats_calls_with_it(store: S) {
+    let (t, a) = (tenant(), token());
+    store.create_tenant(&t, &a).await.unwrap();
+    let i = link(&*store, &t.id).await;
+    let b = token();
+    assert_eq!(
+        store
+            .issue_connect_token(&i.hash, &b, false, NOW)
+            .await
+            .unwrap(),
+        IssueOutcome::Issued
+    );
+    assert_eq!(owner(&*store, &a).await, Some(t.id.clone()));
+    assert_eq!(owner(&*store, &b).await, Some(t.id.clone()));
+    assert_eq!(health(&*store, &t.id).await.pending_token, Some(b));
+    assert_eq!(token_set(&*store, &t.id).await, set([a, b]));
+    let account = store.account_by_token(&a).await.unwrap().expect("works");
+    assert_eq!(account.health.pending_token, Some(b));
+}
+
+async fn a_new_token_replaces_a_pending_one_the_ats_never_called_with(store: S) {
+    let (t, a) = (tenant(), token());
+    store.create_tenant(&t, &a).await.unwrap();
+    let i = link(&*store, &t.id).await;
+    let (b, c) = (token(), token());
+    for tok in [&b, &c] {
+        assert_eq!(
+            store
+                .issue_connect_token(&i.hash, tok, false, NOW)
+                .await
+                .unwrap(),
+            IssueOutcome::Issued
+        );
+    }
+    assert_eq!(owner(&*store, &b).await, None, "B was never used");
+    assert_eq!(owner(&*store, &a).await, Some(t.id.clone()));
+    assert_eq!(owner(&*store, &c).await, Some(t.id.clone()));
+    assert_eq!(health(&*store, &t.id).await.pending_token, Some(c));
+    assert_eq!(token_set(&*store, &t.id).await, set([a, c]));
+}
+
+async fn completing_a_rotation_leaves_only_the_pending_token(store: S) {
+    let (t, a, a2) = (tenant(), token(), token());
+    store.create_tenant(&t, &a).await.unwrap();
+    store.add_tenant_token(&t.id, &a2).await.unwrap();
+    let i = link(&*store, &t.id).await;
+    let c = token();
+    store
+        .issue_connect_token(&i.hash, &c, false, NOW)
+        .await
+        .unwrap();
+    assert!(store.complete_rotation(&t.id, &c).await.unwrap());
+    assert_eq!(owner(&*store, &a).await, None);
+    assert_eq!(owner(&*store, &a2).await, None);
+    assert_eq!(owner(&*store, &c).await, Some(t.id.clone()));
+    assert_eq!(tokens_of(&*store, &t.id).await, vec![c]);
+    assert_eq!(health(&*store, &t.id).await.pending_token, None);
+    // Over once: a second completion finds nothing pending.
+    assert!(!store.complete_rotation(&t.id, &c).await.unwrap());
+    assert_eq!(tokens_of(&*store, &t.id).await, vec![c]);
+}
+
+async fn completing_a_rotation_with_a_token_that_is_not_pending_changes_nothing(store: S) {
+    let (t, a) = (tenant(), token());
+    store.create_tenant(&t, &a).await.unwrap();
+    // Nothing pending at all.
+    assert!(!store.complete_rotation(&t.id, &a).await.unwrap());
+    let i = link(&*store, &t.id).await;
+    let c = token();
+    store
+        .issue_connect_token(&i.hash, &c, false, NOW)
+        .await
+        .unwrap();
+    // The old token, a stranger's token, and the right token for another tenant.
+    let (other, theirs) = (tenant(), token());
+    store.create_tenant(&other, &theirs).await.unwrap();
+    assert!(!store.complete_rotation(&t.id, &a).await.unwrap());
+    assert!(!store.complete_rotation(&t.id, &token()).await.unwrap());
+    assert!(!store.complete_rotation(&t.id, &theirs).await.unwrap());
+    assert!(!store.complete_rotation(&other.id, &c).await.unwrap());
+    assert!(!store.complete_rotation(&tenant().id, &c).await.unwrap());
+    assert_eq!(token_set(&*store, &t.id).await, set([a, c]));
+    assert_eq!(health(&*store, &t.id).await.pending_token, Some(c));
+    assert_eq!(owner(&*store, &a).await, Some(t.id.clone()));
+    assert_eq!(owner(&*store, &theirs).await, Some(other.id.clone()));
+}
+
+async fn revoking_the_pending_token_ends_the_rotation(store: S) {
+    let (t, a) = (tenant(), token());
+    store.create_tenant(&t, &a).await.unwrap();
+    let i = link(&*store, &t.id).await;
+    let c = token();
+    store
+        .issue_connect_token(&i.hash, &c, false, NOW)
+        .await
+        .unwrap();
+    assert_eq!(
+        store.revoke_tenant_token(&t.id, &c).await.unwrap(),
+        RegistryOutcome::Done
+    );
+    assert_eq!(health(&*store, &t.id).await.pending_token, None);
+    assert_eq!(owner(&*store, &c).await, None);
+    assert_eq!(owner(&*store, &a).await, Some(t.id.clone()));
+    assert!(!store.complete_rotation(&t.id, &c).await.unwrap());
+    // Revoking another token leaves a pending one pending.
+    let d = token();
+    store
+        .issue_connect_token(&i.hash, &d, false, NOW)
+        .await
+        .unwrap();
+    let a2 = token();
+    store.add_tenant_token(&t.id, &a2).await.unwrap();
+    store.revoke_tenant_token(&t.id, &a2).await.unwrap();
+    assert_eq!(health(&*store, &t.id).await.pending_token, Some(d));
+}
+
+async fn issuing_to_a_tenant_holding_the_maximum_of_tokens_is_too_many(store: S) {
+    let t = tenant();
+    store.create_tenant(&t, &token()).await.unwrap();
+    for _ in 1..MAX_TENANT_TOKENS {
+        store.add_tenant_token(&t.id, &token()).await.unwrap();
+    }
+    let before = tokens_of(&*store, &t.id).await;
+    let i = link(&*store, &t.id).await;
+    for reveal in [false, true] {
+        let tok = token();
+        assert_eq!(
+            store
+                .issue_connect_token(&i.hash, &tok, reveal, NOW)
+                .await
+                .unwrap(),
+            IssueOutcome::TooManyTokens
+        );
+        assert_eq!(owner(&*store, &tok).await, None);
+    }
+    assert_eq!(tokens_of(&*store, &t.id).await, before);
+    assert_eq!(
+        read_invite(&*store, &i.hash).await,
+        i,
+        "the show is not used up"
+    );
+    assert_eq!(health(&*store, &t.id).await.pending_token, None);
+}
+
+async fn a_pending_token_does_not_count_against_the_maximum_it_replaces(store: S) {
+    let t = tenant();
+    store.create_tenant(&t, &token()).await.unwrap();
+    for _ in 2..MAX_TENANT_TOKENS {
+        store.add_tenant_token(&t.id, &token()).await.unwrap();
+    }
+    let i = link(&*store, &t.id).await;
+    // MAX - 1 tokens and a pending one: a new issue replaces the pending one.
+    for _ in 0..2 {
+        let tok = token();
+        assert_eq!(
+            store
+                .issue_connect_token(&i.hash, &tok, false, NOW)
+                .await
+                .unwrap(),
+            IssueOutcome::Issued
+        );
+        assert_eq!(health(&*store, &t.id).await.pending_token, Some(tok));
+        assert_eq!(
+            store.tenant_tokens(&t.id).await.unwrap().len(),
+            MAX_TENANT_TOKENS
+        );
+    }
+}
+
+async fn concurrent_shows_on_one_link_issue_exactly_one_token(store: S) {
+    let t = awaiting(&*store).await;
+    let i = link(&*store, &t.id).await;
+    let tokens: Vec<TokenHash> = (0..RACERS).map(|_| token()).collect();
+    let results = race(|n| {
+        let (store, hash, tok) = (store.clone(), i.hash, tokens[n]);
+        async move { (tok, store.issue_connect_token(&hash, &tok, true, NOW).await) }
+    })
+    .await;
+    let mut issued = Vec::new();
+    for (tok, r) in &results {
+        match r {
+            Ok(IssueOutcome::Issued) => issued.push(*tok),
+            Ok(IssueOutcome::AlreadyShown) | Err(StoreError::Unavailable(_)) => {
+                assert_eq!(owner(&*store, tok).await, None);
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+    assert_eq!(issued.len(), 1, "{results:?}");
+    assert_eq!(tokens_of(&*store, &t.id).await, issued);
+    assert_eq!(owner(&*store, &issued[0]).await, Some(t.id.clone()));
+    assert_eq!(health(&*store, &t.id).await.pending_token, None);
+}
+
+async fn an_ats_call_is_recorded_then_again_only_once_stale(store: S) {
+    let (t, tok) = (tenant(), token());
+    store.create_tenant(&t, &tok).await.unwrap();
+    assert_eq!(health(&*store, &t.id).await.last_call, None);
+    let first = call(NOW);
+    assert!(store.record_ats_call(&t.id, &first, NOW).await.unwrap());
+    assert_eq!(health(&*store, &t.id).await.last_call, Some(first.clone()));
+    // Recorded at NOW: a call that counts NOW, or earlier, as fresh writes nothing.
+    for stale_before in [NOW - ms(1), NOW] {
+        let warm = AtsCall {
+            at_ms: NOW + ms(2),
+            route: "/assessment.start".into(),
+        };
+        assert!(
+            !store
+                .record_ats_call(&t.id, &warm, stale_before)
+                .await
+                .unwrap()
+        );
+        assert_eq!(health(&*store, &t.id).await.last_call, Some(first.clone()));
+    }
+    let later = call(NOW + ms(10));
+    assert!(
+        store
+            .record_ats_call(&t.id, &later, NOW + ms(1))
+            .await
+            .unwrap()
+    );
+    assert_eq!(health(&*store, &t.id).await.last_call, Some(later.clone()));
+    let account = store.account_by_token(&tok).await.unwrap().expect("works");
+    assert_eq!(account.health.last_call, Some(later));
+    assert!(
+        !store
+            .record_ats_call(&tenant().id, &call(NOW), NOW)
+            .await
+            .unwrap()
+    );
+    assert_eq!(store.tenant(&tenant().id).await.unwrap(), None);
+}
+
+async fn concurrent_ats_calls_record_once(store: S) {
+    let t = tenant();
+    store.create_tenant(&t, &token()).await.unwrap();
+    store.record_ats_call(&t.id, &call(NOW), NOW).await.unwrap();
+    let stale_before = NOW + ms(1);
+    let results = race(|n| {
+        let (store, id) = (store.clone(), t.id.clone());
+        async move {
+            let c = call(NOW + ms(10 + n as u64));
+            (
+                c.clone(),
+                store.record_ats_call(&id, &c, stale_before).await,
+            )
+        }
+    })
+    .await;
+    let written: Vec<&AtsCall> = results
+        .iter()
+        .filter(|(_, r)| matches!(r, Ok(true)))
+        .map(|(c, _)| c)
+        .collect();
+    assert!(results.iter().all(|(_, r)| r.is_ok()), "{results:?}");
+    assert_eq!(written.len(), 1, "{results:?}");
+    assert_eq!(
+        health(&*store, &t.id).await.last_call.as_ref(),
+        Some(written[0])
+    );
+}
+
+async fn a_changed_delivery_outcome_is_recorded_at_once_and_the_same_only_once_stale(store: S) {
+    let t = tenant();
+    store.create_tenant(&t, &token()).await.unwrap();
+    let refused = report(NOW, DeliveryHealth::Refused);
+    assert!(store.record_delivery(&t.id, &refused, NOW).await.unwrap());
+    assert_eq!(
+        health(&*store, &t.id).await.last_delivery,
+        Some(refused.clone())
+    );
+    // The same outcome, while the recorded one is fresh: nothing written.
+    let again = report(NOW + ms(5), DeliveryHealth::Refused);
+    assert!(!store.record_delivery(&t.id, &again, NOW).await.unwrap());
+    assert_eq!(
+        health(&*store, &t.id).await.last_delivery,
+        Some(refused.clone())
+    );
+    // Another outcome is written at once, however fresh the recorded one.
+    let delivered = report(NOW + ms(6), DeliveryHealth::Delivered);
+    assert!(
+        store
+            .record_delivery(&t.id, &delivered, Timestamp::EPOCH)
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        health(&*store, &t.id).await.last_delivery,
+        Some(delivered.clone())
+    );
+    // The same outcome once the recorded one is stale.
+    let later = report(NOW + ms(20), DeliveryHealth::Delivered);
+    assert!(
+        store
+            .record_delivery(&t.id, &later, NOW + ms(7))
+            .await
+            .unwrap()
+    );
+    assert_eq!(health(&*store, &t.id).await.last_delivery, Some(later));
+    let dead = report(NOW + ms(30), DeliveryHealth::Dead);
+    assert!(store.record_delivery(&t.id, &dead, NOW).await.unwrap());
+    assert_eq!(health(&*store, &t.id).await.last_delivery, Some(dead));
+    assert!(
+        !store
+            .record_delivery(&tenant().id, &report(NOW, DeliveryHealth::Dead), NOW)
+            .await
+            .unwrap()
+    );
+}
+
+async fn a_key_check_is_read_back_with_the_account(store: S) {
+    let (t, tok) = (tenant(), token());
+    store.create_tenant(&t, &tok).await.unwrap();
+    assert_eq!(health(&*store, &t.id).await.key, None);
+    for (label, scopes_verified) in [("Hub key …1234", true), ("Other …abcd", false)] {
+        let check = KeyCheck {
+            at_ms: NOW,
+            label: label.into(),
+            scopes_verified,
+        };
+        assert!(store.record_key_check(&t.id, &check).await.unwrap());
+        assert_eq!(health(&*store, &t.id).await.key, Some(check.clone()));
+        let account = store.account_by_token(&tok).await.unwrap().expect("works");
+        assert_eq!(account.health.key, Some(check));
+    }
+    let ghost = KeyCheck {
+        at_ms: NOW,
+        label: "x".into(),
+        scopes_verified: true,
+    };
+    assert!(!store.record_key_check(&tenant().id, &ghost).await.unwrap());
+}
+
+async fn a_tenant_s_health_survives_operator_updates_and_is_listed(store: S) {
+    let t = tenant();
+    store.create_tenant(&t, &token()).await.unwrap();
+    let i = link(&*store, &t.id).await;
+    let pending = token();
+    store
+        .issue_connect_token(&i.hash, &pending, false, NOW)
+        .await
+        .unwrap();
+    let want = TenantHealth {
+        last_call: Some(call(NOW + ms(1))),
+        key: Some(KeyCheck {
+            at_ms: NOW + ms(2),
+            label: "Hub key …1234".into(),
+            scopes_verified: false,
+        }),
+        last_delivery: Some(report(NOW + ms(3), DeliveryHealth::Refused)),
+        pending_token: Some(pending),
+    };
+    assert!(
+        store
+            .record_ats_call(&t.id, want.last_call.as_ref().unwrap(), NOW)
+            .await
+            .unwrap()
+    );
+    assert!(
+        store
+            .record_key_check(&t.id, want.key.as_ref().unwrap())
+            .await
+            .unwrap()
+    );
+    assert!(
+        store
+            .record_delivery(&t.id, want.last_delivery.as_ref().unwrap(), NOW)
+            .await
+            .unwrap()
+    );
+    store
+        .update_tenant(&t.id, &|x| x.name = "Renamed".into())
+        .await
+        .unwrap()
+        .expect("tenant exists");
+    store
+        .update_tenant(&t.id, &|x| x.disabled = true)
+        .await
+        .unwrap();
+    store
+        .update_tenant(&t.id, &|x| x.disabled = false)
+        .await
+        .unwrap();
+    assert_eq!(health(&*store, &t.id).await, want);
+    assert_eq!(listed_health(&*store, &t.id).await, want);
+    assert_eq!(store.tenant(&t.id).await.unwrap().unwrap().name, "Renamed");
+    // A tenant nobody recorded anything of is listed with empty health.
+    let quiet = awaiting(&*store).await;
+    assert_eq!(
+        listed_health(&*store, &quiet.id).await,
+        TenantHealth::default()
+    );
+}
+
+async fn failures_are_counted_per_key_from_zero(store: S) {
+    let (a, b) = (unique("ip:1.2.3.4:w1"), unique("code:w1"));
+    let expires = now_s() + 3_600;
+    assert_eq!(store.failures(&a).await.unwrap(), 0);
+    assert_eq!(store.add_failure(&a, expires).await.unwrap(), 1);
+    assert_eq!(store.add_failure(&a, expires).await.unwrap(), 2);
+    assert_eq!(store.failures(&a).await.unwrap(), 2);
+    assert_eq!(store.failures(&b).await.unwrap(), 0);
+    assert_eq!(store.add_failure(&b, expires).await.unwrap(), 1);
+    assert_eq!(store.add_failure(&a, expires).await.unwrap(), 3);
+    assert_eq!(
+        (
+            store.failures(&a).await.unwrap(),
+            store.failures(&b).await.unwrap()
+        ),
+        (3, 1)
+    );
+}
+
+async fn concurrent_failures_are_all_counted(store: S) {
+    let key = unique("ip:w2");
+    let expires = now_s() + 3_600;
+    let results = race(|_| {
+        let (store, key) = (store.clone(), key.clone());
+        async move { store.add_failure(&key, expires).await.unwrap() }
+    })
+    .await;
+    let mut counts = results.clone();
+    counts.sort();
+    assert_eq!(counts, (1..=RACERS as u32).collect::<Vec<_>>());
+    assert_eq!(store.failures(&key).await.unwrap(), RACERS as u32);
+}
+
+async fn a_tenant_created_awaiting_has_no_token_until_its_link_issues_one(store: S) {
+    let t = awaiting(&*store).await;
+    assert_eq!(store.tenant(&t.id).await.unwrap(), Some(t.clone()));
+    assert_eq!(store.tenant_tokens(&t.id).await.unwrap(), vec![]);
+    let listed = store.list_tenants().await.unwrap();
+    let entry = listed.iter().find(|e| e.tenant.id == t.id).expect("listed");
+    assert_eq!((&entry.tenant, entry.tokens.len()), (&t, 0));
+    assert_eq!(entry.health, TenantHealth::default());
+    assert_eq!(owner(&*store, &token()).await, None);
+    let i = link(&*store, &t.id).await;
+    let first = token();
+    assert_eq!(
+        store
+            .issue_connect_token(&i.hash, &first, false, NOW)
+            .await
+            .unwrap(),
+        IssueOutcome::Issued
+    );
+    assert_eq!(tokens_of(&*store, &t.id).await, vec![first]);
+    assert_eq!(owner(&*store, &first).await, Some(t.id.clone()));
+    assert_eq!(health(&*store, &t.id).await.pending_token, None);
+}
+
+async fn an_awaiting_tenant_is_created_once(store: S) {
+    let (t, tok) = (tenant(), token());
+    store.create_tenant(&t, &tok).await.unwrap();
+    let again = Tenant {
+        name: "Impostor".into(),
+        ..t.clone()
+    };
+    assert_eq!(
+        store.create_tenant_awaiting(&again).await.unwrap(),
+        RegistryOutcome::AlreadyExists
+    );
+    assert_eq!(store.tenant(&t.id).await.unwrap(), Some(t.clone()));
+    assert_eq!(tokens_of(&*store, &t.id).await, vec![tok]);
+    let waiting = awaiting(&*store).await;
+    assert_eq!(
+        store.create_tenant_awaiting(&waiting).await.unwrap(),
+        RegistryOutcome::AlreadyExists
+    );
+    assert_eq!(
+        store.create_tenant(&waiting, &token()).await.unwrap(),
+        RegistryOutcome::AlreadyExists
+    );
+    assert_eq!(store.tenant_tokens(&waiting.id).await.unwrap(), vec![]);
 }

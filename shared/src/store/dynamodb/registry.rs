@@ -261,26 +261,23 @@ impl DynamoDbStore {
             hash: *token,
             added_at_ms: self.clock.now(),
         });
-        let (update, condition) = if reveal {
-            (
-                "SET #token_shown_at_ms = :now",
-                "attribute_exists(#pk) AND attribute_not_exists(#revoked_at_ms) AND \
-                 #link_expires_at_ms > :now AND attribute_not_exists(#token_shown_at_ms)",
-            )
-        } else {
-            (
-                "SET #token_shown_at_ms = if_not_exists(#token_shown_at_ms, :now)",
-                "attribute_exists(#pk) AND attribute_not_exists(#revoked_at_ms) AND \
-                 #link_expires_at_ms > :now",
-            )
-        };
-        let mut ops = vec![
+        // The link must still work; with `reveal` its one show is used up, without it the link
+        // is only checked (a replacement leaves the show for later).
+        const LINK_WORKS: &str = "attribute_exists(#pk) AND attribute_not_exists(#revoked_at_ms) \
+                                  AND #link_expires_at_ms > :now";
+        let now_value = || vec![val(":now", n(now.as_ms()))];
+        let link_op = if reveal {
             self.update_op(
                 &keys::invite(invite),
-                update,
-                condition,
-                vec![val(":now", n(now.as_ms()))],
-            )?,
+                "SET #token_shown_at_ms = :now",
+                &format!("{LINK_WORKS} AND attribute_not_exists(#token_shown_at_ms)"),
+                now_value(),
+            )?
+        } else {
+            self.condition_check_op(&keys::invite(invite), LINK_WORKS, now_value())?
+        };
+        let mut ops = vec![
+            link_op,
             self.tokens_pending_op(tenant, &kept, &state.rev, next_pending)?,
             self.token_put_op(token, tenant, None)?,
         ];

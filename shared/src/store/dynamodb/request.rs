@@ -11,7 +11,9 @@ use aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder;
 use aws_sdk_dynamodb::operation::scan::builders::ScanFluentBuilder;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::operation::update_item::builders::UpdateItemFluentBuilder;
-use aws_sdk_dynamodb::types::{AttributeValue, Delete, Put, TransactWriteItem, Update};
+use aws_sdk_dynamodb::types::{
+    AttributeValue, ConditionCheck, Delete, Put, TransactWriteItem, Update,
+};
 
 use super::DynamoDbStore;
 use super::keys::{Item, Key};
@@ -158,6 +160,26 @@ impl DynamoDbStore {
             .set_expression_attribute_values(values)
             .build();
         Ok(TransactWriteItem::builder().update(built(op)?).build())
+    }
+
+    /// A transaction item that writes nothing and holds only if `condition` does on `key`.
+    pub(super) fn condition_check_op(
+        &self,
+        key: &Key,
+        condition: &str,
+        values: Vec<Value>,
+    ) -> StoreResult<TransactWriteItem> {
+        let (names, values) = expression_maps(&[condition], values);
+        let op = ConditionCheck::builder()
+            .table_name(&self.table)
+            .set_key(Some(key.item()))
+            .condition_expression(condition)
+            .set_expression_attribute_names(names)
+            .set_expression_attribute_values(values)
+            .build();
+        Ok(TransactWriteItem::builder()
+            .condition_check(built(op)?)
+            .build())
     }
 
     pub(super) fn delete_op(
