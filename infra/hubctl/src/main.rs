@@ -7,6 +7,7 @@
 //! Exit codes: 0 done, 1 failed, 2 usage (the command line cannot be carried out as written).
 
 mod assessment;
+mod connect;
 mod context;
 mod deliveries;
 mod output;

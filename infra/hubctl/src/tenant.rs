@@ -13,6 +13,7 @@ use secrecy::{ExposeSecret, SecretString};
 use serde_json::{Value, json};
 use url::Url;
 
+use crate::connect::{self, TenantRef, Validity};
 use crate::context::{Ctx, SecretInfo};
 use crate::output::{Failure, Report, table, time, time_json};
 use crate::{BASE_URL_HINT, BaseUrl, urls};
@@ -54,6 +55,29 @@ pub enum Command {
         #[arg(long, value_name = "HEX")]
         token_hash: String,
     },
+    /// Make a connect link (printed once) on which the customer's Ashby admin gets the trigger
+    /// token and saves the Ashby API key themselves.
+    Invite {
+        #[command(flatten)]
+        tenant: TenantRef,
+        #[command(flatten)]
+        validity: Validity,
+        #[command(flatten)]
+        base_url: BaseUrl,
+    },
+    /// List the tenant's connect links and how each stands, or end one with --revoke.
+    Invites {
+        #[command(flatten)]
+        tenant: TenantRef,
+        /// End the link with this id (12 hex digits, from the listing) at once.
+        #[arg(long, value_name = "LINK_ID")]
+        revoke: Option<String>,
+    },
+    /// The tenant's connection: last ATS call, Ashby API key, last delivery, connect links.
+    Status {
+        #[command(flatten)]
+        tenant: TenantRef,
+    },
     /// Let the tenant's recruiters start a vendor's package.
     EnablePackage(PackageArgs),
     /// Stop offering a package to the tenant (assessments already started are unaffected).
@@ -86,6 +110,12 @@ pub struct CreateArgs {
     /// Accept an http Ashby base URL on loopback (a local Ashby stand-in).
     #[arg(long)]
     allow_insecure_loopback: bool,
+    /// Create the tenant without a token and print a connect link instead, on which the
+    /// customer's Ashby admin gets the token and saves the Ashby API key (needs --base-url).
+    #[arg(long)]
+    invite: bool,
+    #[command(flatten)]
+    validity: Validity,
     #[command(flatten)]
     base_url: BaseUrl,
 }
@@ -121,12 +151,32 @@ pub async fn run(command: Command, ctx: &Ctx) -> Result<Report, Failure> {
         Command::Enable(IdArg { id }) => set_disabled(ctx, &id, false).await,
         Command::RotateToken { id, base_url } => rotate_token(ctx, &id.id, &base_url).await,
         Command::RevokeToken { id, token_hash } => revoke_token(ctx, &id.id, &token_hash).await,
+        Command::Invite {
+            tenant,
+            validity,
+            base_url,
+        } => connect::invite(ctx, &tenant.id()?, validity, &base_url).await,
+        Command::Invites { tenant, revoke } => {
+            connect::invites(ctx, &tenant.id()?, revoke.as_deref()).await
+        }
+        Command::Status { tenant } => connect::status(ctx, &tenant.id()?).await,
         Command::EnablePackage(a) => enable_package(ctx, &a.id.id, &a.package).await,
         Command::DisablePackage(a) => disable_package(ctx, &a.id.id, &a.package).await,
     }
 }
 
 async fn create(ctx: &Ctx, args: CreateArgs) -> Result<Report, Failure> {
+    // Checked before anything is written: the link's code is shown only once, in the link.
+    let link_base = if args.invite {
+        if args.ats != Ats::Ashby {
+            return Err(Failure::usage(
+                "--invite is for Ashby tenants: a Greenhouse tenant's partner key is printed here                  and sent to Greenhouse",
+            ));
+        }
+        Some(connect::link_base(&args.base_url)?)
+    } else {
+        None
+    };
     urls::check_outbound(
         &args.ashby_base_url,
         "Ashby base URL",
@@ -148,6 +198,9 @@ async fn create(ctx: &Ctx, args: CreateArgs) -> Result<Report, Failure> {
         packages,
         disabled: false,
     };
+    if let Some(base) = link_base {
+        return create_awaiting(ctx, &tenant, args.validity, &base).await;
+    }
     let token = generate_trigger_token();
     let hash = TokenHash::of(&token);
     match ctx
@@ -199,6 +252,44 @@ async fn create(ctx: &Ctx, args: CreateArgs) -> Result<Report, Failure> {
             "base_url": base,
         }),
     })
+}
+
+/// `tenant create --invite`: the tenant without a token, awaiting its customer, and its first
+/// connect link.
+async fn create_awaiting(
+    ctx: &Ctx,
+    tenant: &Tenant,
+    validity: Validity,
+    base: &str,
+) -> Result<Report, Failure> {
+    match ctx
+        .store
+        .create_tenant_awaiting(tenant)
+        .await
+        .map_err(|e| ctx.store_failed(e))?
+    {
+        RegistryOutcome::Done => {}
+        RegistryOutcome::AlreadyExists => {
+            return Err(Failure::failed(format!(
+                "tenant {} already exists and was left as it is; `hubctl tenant invite {0}` \
+                 makes it a connect link",
+                tenant.id
+            )));
+        }
+        other => return Err(unexpected(other)),
+    }
+    let link = connect::make_link(ctx, tenant, validity, base).await?;
+    let text = format!(
+        "Created tenant {} ({}), awaiting its customer: it has no trigger token until the \
+         customer presses \"Show token\" on the link.\n{}\n{}",
+        tenant.id,
+        tenant.name,
+        packages_line(tenant),
+        link.text
+    );
+    let mut json = link.json;
+    json["tenant"] = tenant_json(tenant, None, None);
+    Ok(Report { text, json })
 }
 
 /// Keeps a Greenhouse tenant's partner key for the hub's `PATCH`es (the newest one wins).
@@ -339,10 +430,13 @@ async fn list(ctx: &Ctx, show_token_hashes: bool) -> Result<Report, Failure> {
             0 => status(t).to_owned(),
             n => format!("{}; {n} ATS error report(s)", status(t)),
         };
+        // The connection as the tenant's connect page shows it.
+        let health = connect::connection(t, &e.health, key.as_ref()).state;
         rows.push(vec![
             t.id.to_string(),
             t.name.clone(),
             standing,
+            health.as_str().to_owned(),
             e.tokens.len().to_string(),
             key.as_ref().map_or(format!("{what}missing"), |k| {
                 format!(
@@ -367,13 +461,22 @@ async fn list(ctx: &Ctx, show_token_hashes: bool) -> Result<Report, Failure> {
         let mut doc = tenant_json(t, tokens, Some(key.as_ref()));
         doc["token_count"] = json!(e.tokens.len());
         doc["ats_error_reports"] = json!(e.ats_errors);
+        doc["connection"] = json!(health.as_str());
         docs.push(doc);
     }
     let text = if entries.is_empty() {
         "No tenants yet: `hubctl tenant create --id ID --name NAME` registers one.".into()
     } else {
         let mut text = table(
-            &["ID", "NAME", "STATUS", "TOKENS", "ASHBY KEY", "PACKAGES"],
+            &[
+                "ID",
+                "NAME",
+                "STATUS",
+                "CONNECTION",
+                "TOKENS",
+                "ASHBY KEY",
+                "PACKAGES",
+            ],
             &rows,
         );
         if show_token_hashes {
@@ -628,7 +731,7 @@ async fn offered(ctx: &Ctx, package: &PackageRef) -> Result<(), Failure> {
     )))
 }
 
-fn no_such_tenant(id: &TenantId) -> Failure {
+pub(crate) fn no_such_tenant(id: &TenantId) -> Failure {
     Failure::failed(format!(
         "there is no tenant {id} (`hubctl tenant list` shows the tenants)"
     ))

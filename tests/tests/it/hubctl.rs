@@ -1094,3 +1094,274 @@ async fn a_greenhouse_tenant_gets_a_partner_key_the_four_urls_and_no_ashby_key()
     .await
     .fails(2, "ashby or greenhouse");
 }
+
+/// The code of a printed connect link, checked to be `<base>/connect/<43 characters>`.
+fn link_code(url: &str, base: &str) -> String {
+    let code = url
+        .strip_prefix(&format!("{base}/connect/"))
+        .unwrap_or_else(|| panic!("{url} is not a connect link on {base}"));
+    assert!(hub::domain::connect::is_connect_code(code), "{code}");
+    code.to_owned()
+}
+
+#[tokio::test]
+async fn a_printed_connect_link_opens_its_tenant_s_page_until_it_is_revoked_and_status_follows_the_connection()
+ {
+    use hub::clock::{Clock, SystemClock};
+    use hub::domain::{AtsCall, DeliveryHealth, DeliveryReport, TokenHash};
+    use hub::ports::{Connections, IssueOutcome, RegistryAdmin};
+    let d = Deployment::new().await;
+    d.add_acme().await;
+    let base = "https://hub.example";
+    let create = [
+        "tenant",
+        "create",
+        "--id",
+        "globex",
+        "--name",
+        "Globex",
+        "--package",
+        "acme/criminal-basic",
+        "--invite",
+        "--json",
+    ];
+
+    // Without a base URL the link could not be printed usefully: refused before anything is
+    // written.
+    d.hubctl(&create).await.fails(2, "base URL");
+    assert!(
+        d.store
+            .tenant(&tenant("globex").unwrap())
+            .await
+            .unwrap()
+            .is_none()
+    );
+
+    let mut with_base = create.to_vec();
+    with_base.extend(["--base-url", base]);
+    let run = d.hubctl(&with_base).await.ok();
+    let doc = run.json();
+    let code = link_code(doc["connect_url"].as_str().unwrap(), base);
+    let expires = doc["expires_at"].as_str().unwrap().to_owned();
+    let invite_id = doc["invite_id"].as_str().unwrap().to_owned();
+    let id = tenant("globex").unwrap();
+    // Created awaiting its customer: no token yet, the link stored by its hash only.
+    assert!(d.store.tenant_tokens(&id).await.unwrap().is_empty());
+    let link = TokenHash::of(&SecretString::from(code.clone()));
+    let invite = d
+        .store
+        .invite(&link)
+        .await
+        .unwrap()
+        .expect("the link is stored");
+    assert_eq!(invite.tenant_id, id);
+    assert_eq!(invite.id(), invite_id);
+    let days = (invite.expires_at_ms.as_ms() - invite.created_at_ms.as_ms()) / 86_400_000;
+    assert_eq!(days, 7, "default validity");
+    assert_eq!(hub_tests_time(invite.expires_at_ms), expires);
+    assert!(
+        !d.table_dump().await.contains(&code),
+        "the code itself is stored"
+    );
+
+    // A second link for the same tenant, positional id, shorter validity; out-of-range refused.
+    d.hubctl(&[
+        "tenant",
+        "invite",
+        "globex",
+        "--valid-days",
+        "91",
+        "--base-url",
+        base,
+    ])
+    .await
+    .fails(2, "91");
+    let run = d
+        .hubctl(&[
+            "tenant",
+            "invite",
+            "globex",
+            "--valid-days",
+            "2",
+            "--base-url",
+            base,
+            "--json",
+        ])
+        .await
+        .ok();
+    let second = link_code(run.json()["connect_url"].as_str().unwrap(), base);
+    let second_invite = d
+        .store
+        .invite(&TokenHash::of(&SecretString::from(second.clone())))
+        .await
+        .unwrap()
+        .expect("second link");
+    assert_eq!(
+        second_invite.expires_at_ms.as_ms() - second_invite.created_at_ms.as_ms(),
+        2 * 86_400_000
+    );
+
+    // The listing names both by id, never by code.
+    let run = d
+        .hubctl(&["tenant", "invites", "globex", "--json"])
+        .await
+        .ok();
+    let listed = run.json()["invites"].as_array().unwrap().clone();
+    assert_eq!(listed.len(), 2, "{listed:?}");
+    assert!(listed.iter().all(|i| i["state"] == "working"), "{listed:?}");
+    assert!(!run.stdout.contains(&code) && !run.stdout.contains(&second));
+    let text = d
+        .hubctl(&["tenant", "invites", "--id", "globex"])
+        .await
+        .ok();
+    assert!(text.stdout.contains(&invite_id), "{text:?}");
+
+    // The printed link works: "Show token" on it issues the tenant's first token.
+    let now = SystemClock.now();
+    let token = hub::domain::generate_trigger_token();
+    assert_eq!(
+        d.store
+            .issue_connect_token(&link, &TokenHash::of(&token), true, now)
+            .await
+            .unwrap(),
+        IssueOutcome::Issued
+    );
+    assert_eq!(d.who(token.expose_secret()).await, Some(id.clone()));
+
+    let s = status(&d).await;
+    assert_eq!(s["connection"], "waiting_for_ashby", "{s}");
+    assert_eq!(s["key"]["stored"], false);
+    assert_eq!(s["token_count"], 1);
+    assert_eq!(s["invites"]["working"], 2);
+
+    // Ashby calls; then a key is stored: connected, in status and in the list.
+    let call = AtsCall {
+        at_ms: now,
+        route: "/assessment.list".into(),
+    };
+    assert!(d.store.record_ats_call(&id, &call, now).await.unwrap());
+    assert_eq!(status(&d).await["connection"], "waiting_for_key");
+    d.hubctl_with_stdin(
+        &["tenant", "set-ashby-key", "--id", "globex"],
+        "ashby-key-1234\n",
+    )
+    .await
+    .ok();
+    let s = status(&d).await;
+    assert_eq!(s["connection"], "connected", "{s}");
+    assert_eq!(s["last_call"]["route"], "/assessment.list");
+    assert_eq!(s["key"]["stored"], true);
+    assert!(!format!("{s}").contains("ashby-key-1234"));
+
+    // Ashby refuses the key on a delivery: needs attention, with why.
+    let refused = DeliveryReport {
+        at_ms: now,
+        outcome: DeliveryHealth::Refused,
+        detail: "Ashby answered 401".into(),
+    };
+    assert!(d.store.record_delivery(&id, &refused, now).await.unwrap());
+    let s = status(&d).await;
+    assert_eq!(s["connection"], "needs_attention", "{s}");
+    assert_eq!(s["needs_attention"], true);
+    assert_eq!(s["last_delivery"]["outcome"], "refused");
+    let text = d.hubctl(&["tenant", "status", "--id", "globex"]).await.ok();
+    assert!(text.stdout.contains("Needs attention"), "{text:?}");
+    assert!(text.stdout.contains("Ashby refused the key"), "{text:?}");
+    let list = d.hubctl(&["tenant", "list", "--json"]).await.ok().json();
+    assert_eq!(
+        list["tenants"][0]["connection"], "needs_attention",
+        "{list}"
+    );
+    let table = d.hubctl(&["tenant", "list"]).await.ok();
+    assert!(table.stdout.contains("CONNECTION"), "{table:?}");
+    assert!(table.stdout.contains("needs_attention"), "{table:?}");
+
+    // Revoking ends the link at once; unknown ids and bad shapes are refused.
+    d.hubctl(&["tenant", "invites", "globex", "--revoke", &invite_id])
+        .await
+        .ok();
+    let ended = d.store.invite(&link).await.unwrap().unwrap();
+    assert!(ended.revoked_at_ms.is_some());
+    let listed = d
+        .hubctl(&["tenant", "invites", "globex", "--json"])
+        .await
+        .ok()
+        .json();
+    let states: Vec<(String, String)> = listed["invites"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| {
+            (
+                i["id"].as_str().unwrap().into(),
+                i["state"].as_str().unwrap().into(),
+            )
+        })
+        .collect();
+    assert!(
+        states.contains(&(invite_id.clone(), "revoked".into())),
+        "{states:?}"
+    );
+    assert!(
+        states.contains(&(second_invite.id(), "working".into())),
+        "{states:?}"
+    );
+    d.hubctl(&["tenant", "invites", "globex", "--revoke", "000000000000"])
+        .await
+        .fails(1, "no connect link");
+    d.hubctl(&["tenant", "invites", "globex", "--revoke", "xyz"])
+        .await
+        .fails(2, "12 hex digits");
+
+    // A disabled tenant gets no link; nor does a Greenhouse one or an unknown one.
+    d.hubctl(&["tenant", "disable", "--id", "globex"])
+        .await
+        .ok();
+    d.hubctl(&["tenant", "invite", "globex", "--base-url", base])
+        .await
+        .fails(1, "disabled");
+    d.hubctl(&[
+        "tenant",
+        "create",
+        "--id",
+        "gh",
+        "--name",
+        "GH",
+        "--ats",
+        "greenhouse",
+    ])
+    .await
+    .ok();
+    d.hubctl(&["tenant", "invite", "gh", "--base-url", base])
+        .await
+        .fails(2, "Greenhouse");
+    d.hubctl(&["tenant", "invite", "nobody", "--base-url", base])
+        .await
+        .fails(1, "no tenant nobody");
+    d.hubctl(&[
+        "tenant",
+        "invite",
+        "globex",
+        "--id",
+        "globex",
+        "--base-url",
+        base,
+    ])
+    .await
+    .fails(2, "cannot be used with");
+}
+
+/// `hubctl tenant status globex --json`.
+async fn status(d: &Deployment) -> Value {
+    d.hubctl(&["tenant", "status", "globex", "--json"])
+        .await
+        .ok()
+        .json()
+}
+
+/// hubctl's way of printing an instant (RFC 3339 UTC to the second).
+fn hub_tests_time(t: hub::clock::Timestamp) -> String {
+    aws_sdk_dynamodb::primitives::DateTime::from_secs(t.as_ms() / 1000)
+        .fmt(aws_sdk_dynamodb::primitives::DateTimeFormat::DateTime)
+        .unwrap()
+}
