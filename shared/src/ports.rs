@@ -320,6 +320,14 @@ pub trait DeliveryQueue: Send + Sync {
     /// Pending deliveries whose `next_attempt_ms <= now`, oldest first, at most `limit`. Read
     /// from an index that may lag slightly: every claim it leads to is conditional.
     async fn due_deliveries(&self, now: Timestamp, limit: usize) -> StoreResult<Vec<DueRef>>;
+    /// Parked or dead deliveries, oldest first, at most `limit` (operators list them; the
+    /// connect page releases its tenant's parked ATS deliveries once a new key is saved). Read
+    /// from an index that may lag slightly.
+    async fn stuck_deliveries(&self, limit: usize) -> StoreResult<Vec<Delivery>>;
+    /// Puts a parked or dead delivery back to pending, due at `due`, as if new: its age
+    /// (`created_ms`) and attempts start again, so the maximum age counts from the redelivery.
+    /// False if it was neither parked nor dead.
+    async fn redeliver(&self, id: AssessmentId, seq: u64, due: Timestamp) -> StoreResult<bool>;
 }
 
 /// Everything the functions persist: what `App` holds.
@@ -406,18 +414,12 @@ pub trait RegistryAdmin: Send + Sync {
     async fn list_vendors(&self) -> StoreResult<Vec<Vendor>>;
 }
 
-/// The delivery queue as operators see it: timelines, what is stuck, redelivery.
+/// The delivery queue as operators see it: timelines.
 #[async_trait]
 pub trait QueueAdmin: Send + Sync {
     /// Every delivery of one assessment, delivered ones included, in sequence order (the
     /// assessment's timeline).
     async fn deliveries(&self, id: AssessmentId) -> StoreResult<Vec<Delivery>>;
-    /// Parked or dead deliveries, oldest first, at most `limit`.
-    async fn stuck_deliveries(&self, limit: usize) -> StoreResult<Vec<Delivery>>;
-    /// Puts a parked or dead delivery back to pending, due now, as if new: its age (`created_ms`)
-    /// and attempts start again, so the maximum age counts from the redelivery. False if it was
-    /// neither parked nor dead.
-    async fn redeliver(&self, id: AssessmentId, seq: u64, now: Timestamp) -> StoreResult<bool>;
 }
 
 /// Everything: what `hubctl` and the local hub hold.

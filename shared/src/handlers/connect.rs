@@ -246,6 +246,7 @@ async fn action(
                     "outcome": saved.outcome(),
                     "message": saved.message(),
                     "key_label": saved.label(),
+                    "resent": saved.resent(),
                 }),
             ))
         }

@@ -456,6 +456,35 @@ impl DeliveryQueue for MemoryStore {
         due.truncate(limit);
         Ok(due)
     }
+
+    async fn stuck_deliveries(&self, limit: usize) -> StoreResult<Vec<Delivery>> {
+        let s = self.lock()?;
+        let mut stuck: Vec<Delivery> = s
+            .deliveries
+            .values()
+            .flat_map(|m| m.values())
+            .filter(|d| matches!(d.state, DeliveryState::Dead(_) | DeliveryState::Parked(_)))
+            .cloned()
+            .collect();
+        stuck.sort_by_key(|d| (d.created_ms, d.seq));
+        stuck.truncate(limit);
+        Ok(stuck)
+    }
+
+    async fn redeliver(&self, id: AssessmentId, seq: u64, now_ms: Timestamp) -> StoreResult<bool> {
+        let mut s = self.lock()?;
+        match s.deliveries.get_mut(&id).and_then(|m| m.get_mut(&seq)) {
+            Some(d) if matches!(d.state, DeliveryState::Dead(_) | DeliveryState::Parked(_)) => {
+                d.state = DeliveryState::Pending;
+                d.next_attempt_ms = now_ms;
+                d.lease_until_ms = Timestamp::EPOCH;
+                d.created_ms = now_ms;
+                d.attempts = 0;
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
+    }
 }
 
 #[async_trait]
@@ -671,35 +700,6 @@ impl QueueAdmin for MemoryStore {
             .get(&id)
             .map(|m| m.values().cloned().collect())
             .unwrap_or_default())
-    }
-
-    async fn stuck_deliveries(&self, limit: usize) -> StoreResult<Vec<Delivery>> {
-        let s = self.lock()?;
-        let mut stuck: Vec<Delivery> = s
-            .deliveries
-            .values()
-            .flat_map(|m| m.values())
-            .filter(|d| matches!(d.state, DeliveryState::Dead(_) | DeliveryState::Parked(_)))
-            .cloned()
-            .collect();
-        stuck.sort_by_key(|d| (d.created_ms, d.seq));
-        stuck.truncate(limit);
-        Ok(stuck)
-    }
-
-    async fn redeliver(&self, id: AssessmentId, seq: u64, now_ms: Timestamp) -> StoreResult<bool> {
-        let mut s = self.lock()?;
-        match s.deliveries.get_mut(&id).and_then(|m| m.get_mut(&seq)) {
-            Some(d) if matches!(d.state, DeliveryState::Dead(_) | DeliveryState::Parked(_)) => {
-                d.state = DeliveryState::Pending;
-                d.next_attempt_ms = now_ms;
-                d.lease_until_ms = Timestamp::EPOCH;
-                d.created_ms = now_ms;
-                d.attempts = 0;
-                Ok(true)
-            }
-            _ => Ok(false),
-        }
     }
 }
 

@@ -222,11 +222,12 @@ pub async fn issue_token(
 /// What saving a pasted key did, in the customer's words.
 #[derive(Debug, Clone, PartialEq)]
 pub enum KeySaved {
-    /// Stored; Ashby showed `candidates:write` among its scopes.
-    Stored { label: String },
+    /// Stored; Ashby showed `candidates:write` among its scopes. `resent`: parked updates
+    /// released to be sent with it.
+    Stored { label: String, resent: Resent },
     /// Stored, but the key may not read its own scopes: the customer must make sure it has
     /// Candidates: Write.
-    StoredUnverified { label: String },
+    StoredUnverified { label: String, resent: Resent },
     /// Not stored: Ashby showed its scopes, without `candidates:write`.
     MissingPermission,
     /// Not stored: Ashby refused the key (401, 403).
@@ -248,21 +249,31 @@ impl KeySaved {
     pub fn stored(&self) -> bool {
         matches!(self, Self::Stored { .. } | Self::StoredUnverified { .. })
     }
+    /// How many parked results were released to go out with the saved key.
+    pub fn resent(&self) -> u32 {
+        match self {
+            Self::Stored { resent, .. } | Self::StoredUnverified { resent, .. } => resent.count,
+            _ => 0,
+        }
+    }
     pub fn label(&self) -> Option<&str> {
         match self {
-            Self::Stored { label } | Self::StoredUnverified { label } => Some(label),
+            Self::Stored { label, .. } | Self::StoredUnverified { label, .. } => Some(label),
             _ => None,
         }
     }
     pub fn message(&self) -> String {
         match self {
-            Self::Stored { label } => format!(
-                "Saved. Ashby confirmed the key ({label}) has the Candidates: Write permission."
+            Self::Stored { label, resent } => format!(
+                "Saved. Ashby confirmed the key ({label}) has the Candidates: Write \
+                 permission.{}",
+                resent.sentence()
             ),
-            Self::StoredUnverified { label } => format!(
+            Self::StoredUnverified { label, resent } => format!(
                 "Saved ({label}), but the key may not read its own permissions, so the hub \
                  could not check them. Make sure it has Candidates: Write in Ashby (Admin → \
-                 API Keys), or results will not reach Ashby."
+                 API Keys), or results will not reach Ashby.{}",
+                resent.sentence()
             ),
             Self::MissingPermission => "Not saved: this key lacks the Candidates: Write \
                 permission the hub needs to write results into Ashby. In Ashby, open Admin → \
@@ -276,6 +287,30 @@ impl KeySaved {
             Self::Unreachable => "Not saved: the hub could not reach Ashby to check the key. \
                 Please try again in a minute."
                 .into(),
+        }
+    }
+}
+
+/// Updates for Ashby that waited for a working key, released when one was saved: how many, and
+/// within how many minutes they go out (once every function reads the new key).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Resent {
+    pub count: u32,
+    pub within_minutes: u64,
+}
+
+impl Resent {
+    fn sentence(self) -> String {
+        match self.count {
+            0 => String::new(),
+            1 => format!(
+                " One result that could not reach Ashby before goes there within {} minute(s).",
+                self.within_minutes
+            ),
+            n => format!(
+                " {n} results that could not reach Ashby before go there within {} minute(s).",
+                self.within_minutes
+            ),
         }
     }
 }
@@ -339,13 +374,38 @@ pub async fn save_key(
         scopes_verified: verified,
     };
     app.store.record_key_check(&tenant.id, &check).await?;
+    let resent = release_parked(app, opened).await;
     tracing::info!(
         verified,
+        resent = resent.count,
         "stored the tenant's Ashby API key from the connect page"
     );
     Ok(if verified {
-        KeySaved::Stored { label }
+        KeySaved::Stored { label, resent }
     } else {
-        KeySaved::StoredUnverified { label }
+        KeySaved::StoredUnverified { label, resent }
     })
+}
+
+/// Releases the tenant's parked updates for Ashby now that a key is saved: at once if there was
+/// no key before (a missing key is never cached), else once the functions' cached copies of the
+/// old key have expired (`HUB_SECRET_CACHE_SECONDS`), so that they go out with the new one. A
+/// failure leaves them parked for an operator and does not undo the save.
+async fn release_parked(app: &App, opened: &Opened) -> Resent {
+    let wait = if opened.key_stored {
+        app.config.secret_cache_ttl
+    } else {
+        Duration::ZERO
+    };
+    let due = app.clock.now() + wait;
+    match super::deliver::release_parked_for_tenant(app, &opened.account.tenant.id, due).await {
+        Ok(count) => Resent {
+            count,
+            within_minutes: (wait.as_secs().div_ceil(60) + 1).max(1),
+        },
+        Err(e) => {
+            tracing::warn!(error = %e, "could not release parked deliveries after a new key");
+            Resent::default()
+        }
+    }
 }

@@ -658,3 +658,49 @@ pub async fn run_due(app: &App, limit: usize, budget: Duration) -> StoreResult<R
     );
     Ok(report)
 }
+
+/// How many stuck deliveries (of every tenant, oldest first) a release looks through.
+pub const RELEASE_SCAN_LIMIT: usize = 100;
+
+/// Puts the tenant's parked ATS deliveries (updates and report files the ATS refused the key
+/// for, or that waited for a key) back in the queue, due at `due`: called when the tenant's
+/// customer has saved a working key, so that no result stays behind the old one. Dead
+/// deliveries (given up after the maximum age) stay for an operator. Looks through the oldest
+/// [`RELEASE_SCAN_LIMIT`] stuck deliveries only; any beyond are an operator's (the stuck-delivery
+/// alarm has fired long before there are that many). Returns how many it released.
+pub async fn release_parked_for_tenant(
+    app: &App,
+    tenant: &crate::domain::TenantId,
+    due: Timestamp,
+) -> StoreResult<u32> {
+    let mut released = 0;
+    let mut tenants: std::collections::HashMap<AssessmentId, bool> =
+        std::collections::HashMap::new();
+    for d in app.store.stuck_deliveries(RELEASE_SCAN_LIMIT).await? {
+        if Lane::of(d.kind) == Lane::Vendor || !matches!(d.state, DeliveryState::Parked(_)) {
+            continue;
+        }
+        let ours = match tenants.get(&d.assessment_id) {
+            Some(&ours) => ours,
+            None => {
+                let ours = app
+                    .store
+                    .assessment(d.assessment_id)
+                    .await?
+                    .is_some_and(|a| &a.tenant_id == tenant);
+                tenants.insert(d.assessment_id, ours);
+                ours
+            }
+        };
+        if ours && app.store.redeliver(d.assessment_id, d.seq, due).await? {
+            tracing::info!(
+                assessment = %d.assessment_id,
+                seq = d.seq,
+                kind = d.kind.as_str(),
+                "released a parked delivery after a new key was saved"
+            );
+            released += 1;
+        }
+    }
+    Ok(released)
+}

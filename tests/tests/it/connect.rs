@@ -537,14 +537,57 @@ pub async fn a_refused_key_on_delivery_marks_the_tenant_until_a_delivery_succeed
         "{s}"
     );
 
-    // The key works again: the next delivery clears it.
-    f.ashby.set_mode(AshbyMode::Accept);
+    // The customer saves a working key on the page: the parked update is released, due once
+    // the functions' cached copies of the old key have expired (1 s in the tests), and its
+    // delivery clears the mark. Nobody runs `hubctl deliveries redeliver`.
+    let aid = hub::domain::AssessmentId::parse(&id).unwrap();
+    let parked: Vec<_> = store
+        .deliveries(aid)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|d| matches!(d.state, hub::domain::DeliveryState::Parked(_)))
+        .collect();
+    assert_eq!(parked.len(), 1, "{parked:?}");
+    // Every parked delivery of the tenant's is released (earlier scenarios may have left some).
+    let mut of_globex = 0;
     for d in store.stuck_deliveries(100).await.unwrap() {
-        store
-            .redeliver(d.assessment_id, d.seq, now())
-            .await
-            .unwrap();
+        let a = store.assessment(d.assessment_id).await.unwrap().unwrap();
+        if a.tenant_id == globex && matches!(d.state, hub::domain::DeliveryState::Parked(_)) {
+            of_globex += 1;
+        }
     }
+    f.ashby.set_mode(AshbyMode::Accept);
+    f.ashby.set_key_info(KeyInfoMode::Valid);
+    let csrf = open(f, &page).await;
+    let saved_at = now();
+    let (s, b) = post(
+        f,
+        &format!("{page}/ashby-key"),
+        From::Page,
+        &json!({ "csrf": csrf, "api_key": f.ashby.api_key() }),
+    )
+    .await;
+    assert_eq!((s, b["outcome"].as_str()), (200, Some("stored")), "{b}");
+    assert_eq!(b["resent"], of_globex, "{b}");
+    let said = if of_globex == 1 {
+        "One result that could not reach Ashby before goes there within 2 minute(s)".to_owned()
+    } else {
+        format!("{of_globex} results that could not reach Ashby before go there within 2 minute(s)")
+    };
+    assert!(b["message"].as_str().unwrap().contains(&said), "{b}");
+    let released = store
+        .deliveries(aid)
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|d| d.seq == parked[0].seq)
+        .unwrap();
+    assert_eq!(released.state, hub::domain::DeliveryState::Pending);
+    assert!(
+        released.next_attempt_ms >= saved_at + Duration::from_millis(900),
+        "due only once the old key's cached copies expired: {released:?}"
+    );
     let mut cleared = false;
     for _ in 0..60 {
         f.tick().await;

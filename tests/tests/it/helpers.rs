@@ -175,6 +175,9 @@ pub fn fast_env() -> Vec<(String, String)> {
         ("HUB_DELIVERY_LEASE_MS", "8000"),
         // The fake vendors listen on plain http on loopback.
         ("HUB_ALLOW_INSECURE_LOOPBACK", "1"),
+        // A key a test replaces reaches every function within a second (5 minutes in
+        // production), so that updates released after a new key go out within a tick.
+        ("HUB_SECRET_CACHE_SECONDS", "1"),
     ]
     .iter()
     .map(|(k, v)| (k.to_string(), v.to_string()))

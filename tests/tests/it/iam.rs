@@ -294,6 +294,8 @@ async fn each_function_is_granted_exactly_the_aws_actions_its_code_calls() {
     crate::connect::the_token_is_shown_once_and_rotation_ends_on_ashby_s_first_call_with_it(&f)
         .await;
     crate::connect::a_new_account_connects_and_each_api_key_info_answer_is_handled(&f).await;
+    // A key saved there releases the tenant's parked updates (a Query on the stuck index).
+    crate::connect::a_refused_key_on_delivery_marks_the_tenant_until_a_delivery_succeeds(&f).await;
     f.stop().await;
 
     let mut problems = Vec::new();

@@ -21,8 +21,7 @@ use hub::domain::{
 };
 use hub::ports::{
     AdminStore, Assessments, Change, ChangeOutcome, ChangeWrite, CreateOutcome, DeliveryQueue,
-    DueRef, NewAssessment, QueueAdmin, Registry, RegistryAdmin, Retry, StartKey, StoreError,
-    WebhookMarker,
+    DueRef, NewAssessment, Registry, RegistryAdmin, Retry, StartKey, StoreError, WebhookMarker,
 };
 use hub::ports::{IssueOutcome, MAX_TENANT_TOKENS, RegistryOutcome};
 use hub::store::{DynamoDbStore, MemoryStore};

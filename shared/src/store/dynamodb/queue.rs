@@ -201,13 +201,6 @@ impl DeliveryQueue for DynamoDbStore {
             })
             .collect()
     }
-}
-
-#[async_trait]
-impl QueueAdmin for DynamoDbStore {
-    async fn deliveries(&self, id: AssessmentId) -> StoreResult<Vec<Delivery>> {
-        self.deliveries_of("deliveries", id, true).await
-    }
 
     async fn stuck_deliveries(&self, limit: usize) -> StoreResult<Vec<Delivery>> {
         let mut stuck = Vec::new();
@@ -250,5 +243,12 @@ impl QueueAdmin for DynamoDbStore {
             ],
         )
         .await
+    }
+}
+
+#[async_trait]
+impl QueueAdmin for DynamoDbStore {
+    async fn deliveries(&self, id: AssessmentId) -> StoreResult<Vec<Delivery>> {
+        self.deliveries_of("deliveries", id, true).await
     }
 }
