@@ -2623,6 +2623,20 @@ async fn awaiting(store: &dyn AdminStore) -> Tenant {
 }
 
 /// A stored link of `tenant`, made at `NOW`.
+/// Issues `token` on the link `invite` ("Show token" with `reveal`, else a replacement).
+async fn issue(
+    store: &dyn AdminStore,
+    invite: &TokenHash,
+    token: &TokenHash,
+    reveal: bool,
+    now: Timestamp,
+) -> IssueOutcome {
+    store
+        .issue_connect_token(invite, token, reveal, now)
+        .await
+        .unwrap()
+}
+
 async fn link(store: &dyn AdminStore, tenant: &TenantId) -> Invite {
     let i = invite(tenant, NOW);
     assert_eq!(
@@ -2783,10 +2797,7 @@ async fn showing_the_token_on_a_tenant_without_tokens_issues_its_only_token(stor
     let i = link(&*store, &t.id).await;
     let tok = token();
     assert_eq!(
-        store
-            .issue_connect_token(&i.hash, &tok, true, NOW + ms(3))
-            .await
-            .unwrap(),
+        issue(&*store, &i.hash, &tok, true, NOW + ms(3)).await,
         IssueOutcome::Issued
     );
     assert_eq!(owner(&*store, &tok).await, Some(t.id.clone()));
@@ -2802,17 +2813,11 @@ async fn a_second_show_on_a_link_is_already_shown_and_writes_nothing(store: S) {
     let t = awaiting(&*store).await;
     let i = link(&*store, &t.id).await;
     let first = token();
-    store
-        .issue_connect_token(&i.hash, &first, true, NOW)
-        .await
-        .unwrap();
+    issue(&*store, &i.hash, &first, true, NOW).await;
     let shown = read_invite(&*store, &i.hash).await;
     let second = token();
     assert_eq!(
-        store
-            .issue_connect_token(&i.hash, &second, true, NOW + ms(1))
-            .await
-            .unwrap(),
+        issue(&*store, &i.hash, &second, true, NOW + ms(1)).await,
         IssueOutcome::AlreadyShown
     );
     assert_eq!(owner(&*store, &second).await, None);
@@ -2827,10 +2832,7 @@ async fn a_replacement_token_does_not_use_up_the_links_show(store: S) {
     let i = link(&*store, &t.id).await;
     let b = token();
     assert_eq!(
-        store
-            .issue_connect_token(&i.hash, &b, false, NOW)
-            .await
-            .unwrap(),
+        issue(&*store, &i.hash, &b, false, NOW).await,
         IssueOutcome::Issued
     );
     assert_eq!(
@@ -2840,10 +2842,7 @@ async fn a_replacement_token_does_not_use_up_the_links_show(store: S) {
     );
     let c = token();
     assert_eq!(
-        store
-            .issue_connect_token(&i.hash, &c, true, NOW)
-            .await
-            .unwrap(),
+        issue(&*store, &i.hash, &c, true, NOW).await,
         IssueOutcome::Issued
     );
 }
@@ -2865,10 +2864,7 @@ async fn a_revoked_expired_or_unknown_link_issues_nothing(store: S) {
         for reveal in [true, false] {
             let tok = token();
             assert_eq!(
-                store
-                    .issue_connect_token(&hash, &tok, reveal, now)
-                    .await
-                    .unwrap(),
+                issue(&*store, &hash, &tok, reveal, now).await,
                 IssueOutcome::NoInvite,
                 "{now:?} {reveal}"
             );
@@ -2881,10 +2877,14 @@ async fn a_revoked_expired_or_unknown_link_issues_nothing(store: S) {
     // Up to its last millisecond the link works.
     let tok = token();
     assert_eq!(
-        store
-            .issue_connect_token(&expiring.hash, &tok, true, expiring.expires_at_ms - MS)
-            .await
-            .unwrap(),
+        issue(
+            &*store,
+            &expiring.hash,
+            &tok,
+            true,
+            expiring.expires_at_ms - MS
+        )
+        .await,
         IssueOutcome::Issued
     );
 }
@@ -2895,10 +2895,7 @@ async fn a_new_token_is_pending_beside_the_old_until_the_ats_calls_with_it(store
     let i = link(&*store, &t.id).await;
     let b = token();
     assert_eq!(
-        store
-            .issue_connect_token(&i.hash, &b, false, NOW)
-            .await
-            .unwrap(),
+        issue(&*store, &i.hash, &b, false, NOW).await,
         IssueOutcome::Issued
     );
     assert_eq!(owner(&*store, &a).await, Some(t.id.clone()));
@@ -2916,10 +2913,7 @@ async fn a_new_token_replaces_a_pending_one_the_ats_never_called_with(store: S) 
     let (b, c) = (token(), token());
     for tok in [&b, &c] {
         assert_eq!(
-            store
-                .issue_connect_token(&i.hash, tok, false, NOW)
-                .await
-                .unwrap(),
+            issue(&*store, &i.hash, tok, false, NOW).await,
             IssueOutcome::Issued
         );
     }
@@ -2936,10 +2930,7 @@ async fn completing_a_rotation_leaves_only_the_pending_token(store: S) {
     store.add_tenant_token(&t.id, &a2).await.unwrap();
     let i = link(&*store, &t.id).await;
     let c = token();
-    store
-        .issue_connect_token(&i.hash, &c, false, NOW)
-        .await
-        .unwrap();
+    issue(&*store, &i.hash, &c, false, NOW).await;
     assert!(store.complete_rotation(&t.id, &c).await.unwrap());
     assert_eq!(owner(&*store, &a).await, None);
     assert_eq!(owner(&*store, &a2).await, None);
@@ -2958,10 +2949,7 @@ async fn completing_a_rotation_with_a_token_that_is_not_pending_changes_nothing(
     assert!(!store.complete_rotation(&t.id, &a).await.unwrap());
     let i = link(&*store, &t.id).await;
     let c = token();
-    store
-        .issue_connect_token(&i.hash, &c, false, NOW)
-        .await
-        .unwrap();
+    issue(&*store, &i.hash, &c, false, NOW).await;
     // The old token, a stranger's token, and the right token for another tenant.
     let (other, theirs) = (tenant(), token());
     store.create_tenant(&other, &theirs).await.unwrap();
@@ -2981,10 +2969,7 @@ async fn revoking_the_pending_token_ends_the_rotation(store: S) {
     store.create_tenant(&t, &a).await.unwrap();
     let i = link(&*store, &t.id).await;
     let c = token();
-    store
-        .issue_connect_token(&i.hash, &c, false, NOW)
-        .await
-        .unwrap();
+    issue(&*store, &i.hash, &c, false, NOW).await;
     assert_eq!(
         store.revoke_tenant_token(&t.id, &c).await.unwrap(),
         RegistryOutcome::Done
@@ -2995,10 +2980,7 @@ async fn revoking_the_pending_token_ends_the_rotation(store: S) {
     assert!(!store.complete_rotation(&t.id, &c).await.unwrap());
     // Revoking another token leaves a pending one pending.
     let d = token();
-    store
-        .issue_connect_token(&i.hash, &d, false, NOW)
-        .await
-        .unwrap();
+    issue(&*store, &i.hash, &d, false, NOW).await;
     let a2 = token();
     store.add_tenant_token(&t.id, &a2).await.unwrap();
     store.revoke_tenant_token(&t.id, &a2).await.unwrap();
@@ -3016,10 +2998,7 @@ async fn issuing_to_a_tenant_holding_the_maximum_of_tokens_is_too_many(store: S)
     for reveal in [false, true] {
         let tok = token();
         assert_eq!(
-            store
-                .issue_connect_token(&i.hash, &tok, reveal, NOW)
-                .await
-                .unwrap(),
+            issue(&*store, &i.hash, &tok, reveal, NOW).await,
             IssueOutcome::TooManyTokens
         );
         assert_eq!(owner(&*store, &tok).await, None);
@@ -3044,10 +3023,7 @@ async fn a_pending_token_does_not_count_against_the_maximum_it_replaces(store: S
     for _ in 0..2 {
         let tok = token();
         assert_eq!(
-            store
-                .issue_connect_token(&i.hash, &tok, false, NOW)
-                .await
-                .unwrap(),
+            issue(&*store, &i.hash, &tok, false, NOW).await,
             IssueOutcome::Issued
         );
         assert_eq!(health(&*store, &t.id).await.pending_token, Some(tok));
@@ -3228,10 +3204,7 @@ async fn a_tenant_s_health_survives_operator_updates_and_is_listed(store: S) {
     store.create_tenant(&t, &token()).await.unwrap();
     let i = link(&*store, &t.id).await;
     let pending = token();
-    store
-        .issue_connect_token(&i.hash, &pending, false, NOW)
-        .await
-        .unwrap();
+    issue(&*store, &i.hash, &pending, false, NOW).await;
     let want = TenantHealth {
         last_call: Some(call(NOW + ms(1))),
         key: Some(KeyCheck {
@@ -3329,10 +3302,7 @@ async fn a_tenant_created_awaiting_has_no_token_until_its_link_issues_one(store:
     let i = link(&*store, &t.id).await;
     let first = token();
     assert_eq!(
-        store
-            .issue_connect_token(&i.hash, &first, false, NOW)
-            .await
-            .unwrap(),
+        issue(&*store, &i.hash, &first, false, NOW).await,
         IssueOutcome::Issued
     );
     assert_eq!(tokens_of(&*store, &t.id).await, vec![first]);
