@@ -18,7 +18,7 @@ use serde_json::{Value, json};
 use crate::BaseUrl;
 use crate::context::{Ctx, SecretInfo};
 use crate::output::{Failure, Report, table, time, time_json};
-use crate::tenant::no_such_tenant;
+use crate::tenant::{ats_key_name, existing, no_such_tenant, unexpected};
 
 /// A tenant named by position (`hubctl tenant status globex`) or, like the other tenant
 /// commands, by `--id`.
@@ -74,12 +74,7 @@ pub async fn invite(
     base_url: &BaseUrl,
 ) -> Result<Report, Failure> {
     let base = link_base(base_url)?;
-    let tenant = ctx
-        .store
-        .tenant(id)
-        .await
-        .map_err(|e| ctx.store_failed(e))?
-        .ok_or_else(|| no_such_tenant(id))?;
+    let tenant = existing(ctx, id).await?;
     if tenant.ats != Ats::Ashby {
         return Err(Failure::usage(format!(
             "tenant {id} is a Greenhouse tenant: connect links are for Ashby accounts (a \
@@ -121,11 +116,7 @@ pub async fn make_link(
     {
         RegistryOutcome::Done => {}
         RegistryOutcome::NotFound => return Err(no_such_tenant(id)),
-        other => {
-            return Err(Failure::failed(format!(
-                "the store answered {other:?} to a new connect link; nothing was created"
-            )));
-        }
+        other => return Err(unexpected(other)),
     }
     let url = format!("{base}/connect/{}", code.expose_secret());
     let link_id = invite.id();
@@ -165,13 +156,10 @@ fn link_state(i: &Invite, now: Timestamp) -> &'static str {
 
 /// Lists the tenant's links, or with `revoke` ends one first.
 pub async fn invites(ctx: &Ctx, id: &TenantId, revoke: Option<&str>) -> Result<Report, Failure> {
-    ctx.store
-        .tenant(id)
-        .await
-        .map_err(|e| ctx.store_failed(e))?
-        .ok_or_else(|| no_such_tenant(id))?;
+    existing(ctx, id).await?;
     let at = now();
-    let mut list = ctx
+    // Newest first, as the store lists them.
+    let list = ctx
         .store
         .invites(id)
         .await
@@ -196,11 +184,7 @@ pub async fn invites(ctx: &Ctx, id: &TenantId, revoke: Option<&str>) -> Result<R
                      lists them"
                 )));
             }
-            other => {
-                return Err(Failure::failed(format!(
-                    "the store answered {other:?}, which this command does not expect"
-                )));
-            }
+            other => return Err(unexpected(other)),
         }
         let text = format!(
             "Ended the connect link {wanted} of tenant {id}: opening it now shows \"This connect \
@@ -212,7 +196,6 @@ pub async fn invites(ctx: &Ctx, id: &TenantId, revoke: Option<&str>) -> Result<R
             json: json!({ "tenant": id.as_str(), "revoked_invite": wanted }),
         });
     }
-    list.sort_by_key(|i| std::cmp::Reverse(i.created_at_ms));
     let rows: Vec<Vec<String>> = list
         .iter()
         .map(|i| {
@@ -260,10 +243,7 @@ pub async fn status(ctx: &Ctx, id: &TenantId) -> Result<Report, Failure> {
         .map_err(|e| ctx.store_failed(e))?
         .ok_or_else(|| no_such_tenant(id))?;
     let (t, h) = (&account.tenant, &account.health);
-    let key_name = match t.ats {
-        Ats::Ashby => ctx.names.ashby_api_key(id),
-        Ats::Greenhouse => ctx.names.greenhouse_partner_key(id),
-    };
+    let key_name = ats_key_name(ctx, t);
     let key = ctx.secret_info(&key_name).await?;
     let tokens = ctx
         .store

@@ -170,7 +170,8 @@ async fn create(ctx: &Ctx, args: CreateArgs) -> Result<Report, Failure> {
     let link_base = if args.invite {
         if args.ats != Ats::Ashby {
             return Err(Failure::usage(
-                "--invite is for Ashby tenants: a Greenhouse tenant's partner key is printed here                  and sent to Greenhouse",
+                "--invite is for Ashby tenants: a Greenhouse tenant's partner key is printed here \
+                 and sent to Greenhouse",
             ));
         }
         Some(connect::link_base(&args.base_url)?)
@@ -419,11 +420,11 @@ async fn list(ctx: &Ctx, show_token_hashes: bool) -> Result<Report, Failure> {
         let t = &e.tenant;
         // A Greenhouse tenant has no Ashby key: its column shows the partner key the hub
         // PATCHes with.
-        let (key_name, what) = match t.ats {
-            Ats::Ashby => (ctx.names.ashby_api_key(&t.id), ""),
-            Ats::Greenhouse => (ctx.names.greenhouse_partner_key(&t.id), "greenhouse key "),
+        let what = match t.ats {
+            Ats::Ashby => "",
+            Ats::Greenhouse => "greenhouse key ",
         };
-        let key = ctx.secret_info(&key_name).await?;
+        let key = ctx.secret_info(&ats_key_name(ctx, t)).await?;
         // Reports the ATS made of unusable replies naming none of the tenant's assessments
         // (Greenhouse's response_error): their count; their texts may quote candidate data.
         let standing = match e.ats_errors {
@@ -687,7 +688,16 @@ async fn disable_package(
 
 // --- helpers ---
 
-async fn existing(ctx: &Ctx, id: &TenantId) -> Result<Tenant, Failure> {
+/// The secret holding the key the hub writes back to the tenant's ATS with: its Ashby API key,
+/// or a Greenhouse tenant's partner key.
+pub(crate) fn ats_key_name(ctx: &Ctx, t: &Tenant) -> String {
+    match t.ats {
+        Ats::Ashby => ctx.names.ashby_api_key(&t.id),
+        Ats::Greenhouse => ctx.names.greenhouse_partner_key(&t.id),
+    }
+}
+
+pub(crate) async fn existing(ctx: &Ctx, id: &TenantId) -> Result<Tenant, Failure> {
     ctx.store
         .tenant(id)
         .await
@@ -738,7 +748,7 @@ pub(crate) fn no_such_tenant(id: &TenantId) -> Failure {
 }
 
 /// An outcome the store's contract rules out for this call.
-fn unexpected(outcome: RegistryOutcome) -> Failure {
+pub(crate) fn unexpected(outcome: RegistryOutcome) -> Failure {
     Failure::failed(format!(
         "the store answered {outcome:?}, which this command does not expect; nothing was changed"
     ))

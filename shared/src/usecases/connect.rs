@@ -401,7 +401,8 @@ async fn release_parked(app: &App, opened: &Opened) -> Resent {
     match super::deliver::release_parked_for_tenant(app, &opened.account.tenant.id, due).await {
         Ok(count) => Resent {
             count,
-            within_minutes: (wait.as_secs().div_ceil(60) + 1).max(1),
+            // Plus the minute until the next scheduled delivery run.
+            within_minutes: wait.as_secs().div_ceil(60) + 1,
         },
         Err(e) => {
             tracing::warn!(error = %e, "could not release parked deliveries after a new key");

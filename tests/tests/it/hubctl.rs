@@ -1335,6 +1335,32 @@ async fn a_printed_connect_link_opens_its_tenant_s_page_until_it_is_revoked_and_
     d.hubctl(&["tenant", "invite", "gh", "--base-url", base])
         .await
         .fails(2, "Greenhouse");
+    let run = d
+        .hubctl(&[
+            "tenant",
+            "create",
+            "--id",
+            "gh2",
+            "--name",
+            "GH",
+            "--ats",
+            "greenhouse",
+            "--invite",
+            "--base-url",
+            base,
+        ])
+        .await;
+    run.fails(
+        2,
+        "--invite is for Ashby tenants: a Greenhouse tenant's partner key is printed here and sent",
+    );
+    assert!(
+        d.store
+            .tenant(&tenant("gh2").unwrap())
+            .await
+            .unwrap()
+            .is_none()
+    );
     d.hubctl(&["tenant", "invite", "nobody", "--base-url", base])
         .await
         .fails(1, "no tenant nobody");
